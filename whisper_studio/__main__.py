@@ -1,0 +1,3 @@
+from whisper_studio.cli import main
+
+raise SystemExit(main())
