@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "whisper_studio.train",
     "whisper_studio.evaluation",
     "whisper_studio.export",
+    "whisper_studio.sharing",
 )
 
 

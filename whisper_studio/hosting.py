@@ -1,0 +1,107 @@
+"""Where the app is hosted: Hugging Face Spaces, ZeroGPU, or a machine of one's own.
+
+A public Space is shared by everyone who opens it, so starting and stopping training (minutes of the owner's
+hardware) is guarded by an admin password the owner keeps as a Space secret; transcription and evaluation stay
+open. ZeroGPU lends a GPU only for the length of one decorated call, so a background training job cannot use it:
+there, GPU-bound inference is decorated with `spaces.GPU` and training is not offered.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+# The Space secret (Settings -> Variables and secrets) that unlocks training on a Space.
+ADMIN_PASSWORD_ENV = "WHISPER_STUDIO_ADMIN_PASSWORD"
+
+F = TypeVar("F", bound=Callable)
+
+
+def on_spaces() -> bool:
+    """Spaces sets SPACE_ID (owner/name) and SYSTEM=spaces in every Space's environment."""
+    return bool(os.environ.get("SPACE_ID")) or os.environ.get("SYSTEM") == "spaces"
+
+
+def space_id() -> str | None:
+    return os.environ.get("SPACE_ID") or None
+
+
+def zero_gpu() -> bool:
+    """ZeroGPU hardware sets SPACES_ZERO_GPU; its `spaces` package must be importable to use it."""
+    return "SPACES_ZERO_GPU" in os.environ and importlib.util.find_spec("spaces") is not None
+
+
+def duplicate_url() -> str | None:
+    sid = space_id()
+    return f"https://huggingface.co/spaces/{sid}?duplicate=true" if sid else None
+
+
+def gpu(duration: int = 60) -> Callable[[F], F]:
+    """Decorate a GPU-bound inference function for ZeroGPU; elsewhere leave it as it is."""
+
+    def wrap(fn: F) -> F:
+        if not zero_gpu():
+            return fn
+        import spaces  # only present on Spaces hardware
+
+        return spaces.GPU(duration=duration)(fn)
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class TrainingPolicy:
+    """Whether this deployment offers training, and whether a password unlocks it."""
+
+    offered: bool
+    needs_password: bool
+    reason: str  # shown in the Train tab when training is off or locked; empty when open
+
+
+def training_policy() -> TrainingPolicy:
+    password_set = bool(os.environ.get(ADMIN_PASSWORD_ENV))
+    if zero_gpu():
+        return TrainingPolicy(
+            offered=False,
+            needs_password=False,
+            reason=(
+                "Training is not offered on ZeroGPU hardware: it lends a GPU only for the length of one call, "
+                "and a fine-tune runs for minutes in the background. "
+                + _duplicate_hint("on dedicated GPU or CPU hardware")
+            ),
+        )
+    if on_spaces() and not password_set:
+        return TrainingPolicy(
+            offered=False,
+            needs_password=True,
+            reason=(
+                "Training is locked on this public Space: its owner has not set the "
+                f"{ADMIN_PASSWORD_ENV} secret. Transcription and evaluation stay open to everyone. "
+                + _duplicate_hint("to train on your own hardware")
+            ),
+        )
+    if password_set:
+        return TrainingPolicy(
+            offered=True,
+            needs_password=True,
+            reason="Starting or stopping training needs the admin password of this deployment.",
+        )
+    return TrainingPolicy(offered=True, needs_password=False, reason="")
+
+
+def check_password(given: str | None) -> bool:
+    """Constant-time comparison with the configured admin password; no password configured means open."""
+    expected = os.environ.get(ADMIN_PASSWORD_ENV)
+    if not expected:
+        return not on_spaces()
+    return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+def _duplicate_hint(purpose: str) -> str:
+    url = duplicate_url()
+    if url:
+        return f"Duplicate this Space ({url}) {purpose}."
+    return f"Run Whisper Studio yourself {purpose}."
