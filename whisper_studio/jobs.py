@@ -1,0 +1,610 @@
+"""Start, stop and observe training jobs. A job is a subprocess; the run folder is the only channel.
+
+    JobManager(runs_root).start(cfg)  -> makes <runs_root>/<timestamp>-<name>/, saves config.json, launches
+                                         `python -m whisper_studio train --config RUN_DIR/config.json`
+    .stop(run_id) / .list_runs() / .get(run_id) / .active()
+
+Everything a caller sees is read back from disk (runfolder.py), so a restarted app, a second app process or a
+headless `python -m whisper_studio train` run are all observed the same way. What this module adds on top of
+the run folder:
+
+* One live job per runs root. Training saturates the machine, and two jobs would make both unusably slow,
+  so `start` refuses while a job is alive. The check and the launch happen under an exclusive `fcntl` lock on
+  `<runs_root>/.jobs.lock`, so two browser sessions (threads) or two app processes cannot both pass the check.
+* Dead-job detection. A job killed by the OOM killer or SIGKILL never writes its final state; its status
+  would say "running" forever. A status that says queued/running while its process is gone (or the pid now
+  belongs to another process: the process was created after the run started) is rewritten as `failed`, so
+  the verdict sticks for every later reader.
+* Reaping. Children started in this process are kept (process-wide, so every JobManager in the app shares
+  them) and waited on by a daemon thread, so an exited job never lingers as a zombie; a zombie would still
+  "exist" to psutil and look alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from whisper_studio import runfolder
+from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
+from whisper_studio.errors import ConfigError, JobError
+from whisper_studio.runfolder import FINAL_STATES, RunStatus, read_metrics, tail_log  # noqa: F401 (re-exported)
+
+__all__ = ["RunInfo", "JobManager", "read_metrics", "tail_log", "command_line", "progress", "DIED_MESSAGE"]
+
+DIED_MESSAGE = "the training process exited unexpectedly (see train.log)"
+NEVER_STARTED_MESSAGE = "the training process was never started (the app stopped while launching it)"
+LIVE_STATES = ("queued", "running")
+LOCK_FILE = ".jobs.lock"
+# Manager-side record of the launched process (pid + its exact creation time), next to status.json. The job
+# rewrites status.json itself; this file is ours alone, so the pid-reuse check does not depend on the job.
+JOB_FILE = ".job.json"
+# Written before the stop signal is sent: a job that then dies without a final state was stopped, not failed.
+STOP_FILE = ".stop_requested"
+# A pid whose process was created more than this long after the run's `started` is a reused pid.
+_PID_REUSE_SLACK_S = 2.0
+
+# Children this process launched, by resolved run folder: shared by every JobManager in the process.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+_CHILDREN_LOCK = threading.Lock()
+# Serialises lock-file use between threads of this process (flock alone also does, per open file, but a
+# thread-level lock keeps one thread from re-entering through a second descriptor and deadlocking).
+_THREAD_LOCK = threading.RLock()
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    run_dir: Path
+    state: str
+    config: TrainConfig | None
+    step: int = 0
+    total_steps: int | None = None
+    started: float | None = None
+    updated: float | None = None
+    error: str | None = None
+    alive: bool = False
+    epoch: float = 0.0
+    finished: float | None = None
+    message: str | None = None
+    pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        """What the UI shows: the run name if one was given, else the folder name."""
+        if self.config is not None and self.config.run_name:
+            return self.config.run_name
+        return self.run_id
+
+    @property
+    def has_adapter(self) -> bool:
+        return (self.run_dir / runfolder.ADAPTER / "adapter_config.json").is_file()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        data["config"] = self.config.to_dict() if self.config is not None else None
+        data["has_adapter"] = self.has_adapter
+        return data
+
+
+class JobManager:
+    """Start/stop/observe training subprocesses under one runs root.
+
+    `command` replaces the job's command line before `--config RUN_DIR/config.json` (tests run a small fake
+    job through it; the default is this interpreter running `-m whisper_studio train`).
+    """
+
+    def __init__(self, runs_root: str | os.PathLike | None = None, *, command: Sequence[str] | None = None):
+        if runs_root is None:
+            from whisper_studio.paths import runs_dir
+
+            self.runs_root = runs_dir()
+        else:
+            self.runs_root = Path(runs_root).expanduser().resolve()
+            self.runs_root.mkdir(parents=True, exist_ok=True)
+        self.command = list(command) if command else [sys.executable, "-m", "whisper_studio", "train"]
+
+    # --- the lock ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with _THREAD_LOCK:
+            fd = os.open(self.runs_root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+
+    # --- starting ------------------------------------------------------------------------------------
+    def start(self, cfg: TrainConfig) -> RunInfo:
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"JobManager.start needs a TrainConfig, got {type(cfg).__name__}")
+        with self._locked():
+            live = [run for run in self._scan(have_lock=True) if run.alive]
+            if live:
+                running = live[0]
+                raise JobError(
+                    f"A training job is already running: {running.name} ({running.state}, step {running.step}"
+                    f"{'/' + str(running.total_steps) if running.total_steps else ''}). "
+                    "Wait for it to finish or stop it before starting another."
+                )
+            run_dir = self._new_run_dir(cfg)
+            cfg = dataclasses.replace(cfg, output_dir=str(run_dir))
+            cfg.save(run_dir / runfolder.CONFIG)
+            started = time.time()
+            runfolder.write_status(run_dir, RunStatus(state="queued", started=started, message="starting"))
+            argv = [*self.command, "--config", str(run_dir / runfolder.CONFIG)]
+            try:
+                proc = self._launch(argv, run_dir)
+            except OSError as exc:
+                runfolder.write_status(
+                    run_dir,
+                    RunStatus(state="failed", started=started, finished=time.time(), error=f"could not start the training process: {exc}"),
+                )
+                raise JobError(f"Could not start the training process: {exc}") from None
+            self._record_launch(run_dir, proc, argv, started)
+        return self.get(run_dir.name)
+
+    def _new_run_dir(self, cfg: TrainConfig) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{stamp}-{_slug(cfg.run_name) if cfg.run_name else _slug(f'{cfg.language}-{_model_slug(cfg.model)}')}"
+        for i in range(1, 1000):
+            candidate = self.runs_root / (base if i == 1 else f"{base}-{i}")
+            try:
+                candidate.mkdir()  # exclusive: two starts in one second get different folders
+                return candidate
+            except FileExistsError:
+                continue
+        raise JobError(f"Could not create a run folder under {self.runs_root}.")
+
+    def _launch(self, argv: list[str], run_dir: Path) -> subprocess.Popen:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens, not in 8 KiB blocks
+        # The job must import this very package even when the app was started from another directory.
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        # Append mode: the job may also write train.log itself; O_APPEND keeps both writers' lines whole.
+        log = open(run_dir / runfolder.LOG, "ab")
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # Its own session and process group: stop() signals the whole group (dataloader workers
+                # included), and a Ctrl-C in the app's terminal does not kill the job.
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            log.close()  # the child holds its own descriptor
+        with _CHILDREN_LOCK:
+            _CHILDREN[str(run_dir.resolve())] = proc
+        # Reap the child the moment it exits, whoever (if anyone) is watching it.
+        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+        return proc
+
+    def _record_launch(self, run_dir: Path, proc: subprocess.Popen, argv: list[str], started: float) -> None:
+        create_time = None
+        try:
+            import psutil
+
+            create_time = psutil.Process(proc.pid).create_time()
+        except Exception:  # gone already, or psutil cannot see it: the status pid check still works
+            pass
+        runfolder.write_json_atomic(
+            run_dir / JOB_FILE, {"pid": proc.pid, "create_time": create_time, "argv": argv, "started": started}
+        )
+        # Record the pid in status.json unless the job has already written its own status (it would carry the
+        # same pid and more news); python startup takes far longer than this, so that is belt and braces.
+        current = runfolder.read_status(run_dir)
+        if current is None or (current.state == "queued" and current.pid is None):
+            runfolder.write_status(run_dir, RunStatus(state="queued", pid=proc.pid, started=started, message="starting"))
+
+    # --- observing -----------------------------------------------------------------------------------
+    def list_runs(self) -> list[RunInfo]:
+        """Every run folder under the root, newest first (read from disk, so it survives restarts)."""
+        return self._scan(have_lock=False)
+
+    def get(self, run_id: "str | os.PathLike | RunInfo") -> RunInfo:
+        return self._info(self._resolve(run_id))
+
+    def active(self) -> RunInfo | None:
+        """The live job under this root, if any."""
+        live = [run for run in self._scan(have_lock=False) if run.alive]
+        return live[0] if live else None
+
+    def _scan(self, *, have_lock: bool) -> list[RunInfo]:
+        runs = []
+        try:
+            entries = list(self.runs_root.iterdir())
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if not ((entry / runfolder.CONFIG).exists() or (entry / runfolder.STATUS).exists()):
+                continue  # not a run folder
+            runs.append(self._info(entry, have_lock=have_lock))
+        runs.sort(key=lambda r: (r.started or _mtime(r.run_dir), r.run_id), reverse=True)
+        return runs
+
+    def _resolve(self, run_id: "str | os.PathLike | RunInfo") -> Path:
+        """A run id (folder name) under this root, a run folder path, or a RunInfo."""
+        if isinstance(run_id, RunInfo):
+            run_id = run_id.run_dir
+        if isinstance(run_id, Path) or os.sep in str(run_id):
+            path = Path(run_id).expanduser().resolve()
+        else:
+            name = str(run_id)
+            if not name or name in (".", "..") or name.startswith("."):
+                raise JobError(f"No run named {run_id!r}.")
+            path = self.runs_root / name
+        if not path.is_dir() or not ((path / runfolder.CONFIG).exists() or (path / runfolder.STATUS).exists()):
+            raise JobError(f"No run named {str(run_id)!r} under {self.runs_root}.")
+        return path
+
+    def _info(self, run_dir: Path, *, have_lock: bool = False) -> RunInfo:
+        status = runfolder.read_status(run_dir)
+        config = None
+        config_error = None
+        try:
+            config = TrainConfig.load(run_dir / runfolder.CONFIG)
+        except ConfigError as exc:
+            config_error = str(exc)
+        if status is None:
+            # A folder whose launch is in progress (start() writes status.json right after config.json), or
+            # one left by a launcher that crashed in between: shown, never written to, never alive.
+            fresh = time.time() - _mtime(run_dir) < 60
+            status = RunStatus(
+                state="queued" if fresh and config_error is None else "failed",
+                error=None if fresh and config_error is None else (config_error or "the run has no status.json"),
+                started=_mtime(run_dir),
+            )
+            alive = False
+        else:
+            alive = status.state in LIVE_STATES and self._process_alive(run_dir, status)
+            if status.state in LIVE_STATES and not alive:
+                status = self._mark_dead(run_dir, have_lock=have_lock)
+                alive = status.state in LIVE_STATES  # the re-check found it alive after all
+        return RunInfo(
+            run_id=run_dir.name,
+            run_dir=run_dir,
+            state=status.state,
+            config=config,
+            step=status.step,
+            total_steps=status.total_steps,
+            started=status.started,
+            updated=status.updated,
+            error=status.error,
+            alive=alive,
+            epoch=status.epoch,
+            finished=status.finished,
+            message=status.message,
+            pid=status.pid,
+        )
+
+    def _process_alive(self, run_dir: Path, status: RunStatus) -> bool:
+        with _CHILDREN_LOCK:
+            proc = _CHILDREN.get(str(run_dir.resolve()))
+        if proc is not None:
+            # Our own child: poll() reaps it if it exited, and is exact (no pid-reuse question).
+            return proc.poll() is None
+        job = _read_json(run_dir / JOB_FILE) or {}
+        pid = status.pid or job.get("pid")
+        if not pid:
+            return False
+        import psutil
+
+        try:
+            p = psutil.Process(int(pid))
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return False
+            created = p.create_time()
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.AccessDenied:
+            return True  # it exists; we just may not look at it
+        if job.get("pid") == pid and job.get("create_time"):
+            return abs(created - float(job["create_time"])) < 1.0
+        if status.started is not None:
+            # The job's process exists before the run's start time is recorded; a process created later
+            # holds a reused pid.
+            return created <= status.started + _PID_REUSE_SLACK_S
+        return True
+
+    def _mark_dead(self, run_dir: Path, *, have_lock: bool) -> RunStatus:
+        """Rewrite a live-looking status whose process is gone; re-checked under the lock so a launch that is
+        still recording its pid (it holds the lock) is never mistaken for a dead job."""
+        ctx = contextlib.nullcontext() if have_lock else self._locked()
+        with ctx:
+            status = runfolder.read_status(run_dir)
+            if status is None or status.state not in LIVE_STATES:
+                return status or RunStatus(state="failed", error="the run has no status.json")
+            if self._process_alive(run_dir, status):
+                return status
+            job = _read_json(run_dir / JOB_FILE)
+            status.finished = time.time()
+            if (run_dir / STOP_FILE).exists():
+                status.state = "stopped"
+                status.message = "stopped by the user"
+            else:
+                status.state = "failed"
+                status.error = DIED_MESSAGE if (status.pid or job) else NEVER_STARTED_MESSAGE
+            return runfolder.write_status(run_dir, status)
+
+    # --- stopping ------------------------------------------------------------------------------------
+    def stop(self, run_id: "str | os.PathLike | RunInfo", grace: float = 10) -> RunInfo:
+        """SIGTERM the job's process group (the job saves its adapter and writes `stopped`), wait up to `grace`
+        seconds, then SIGKILL. A run that is not live is returned as it is."""
+        run_dir = self._resolve(run_id)
+        info = self._info(run_dir)
+        if not info.alive:
+            return info
+        (run_dir / STOP_FILE).write_text(f"{time.time()}\n", encoding="utf-8")
+        status = runfolder.read_status(run_dir)
+        job = _read_json(run_dir / JOB_FILE) or {}
+        pid = (status.pid if status else None) or job.get("pid")
+        if pid:
+            _signal_job(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + max(0.0, grace)
+        while time.monotonic() < deadline:
+            status = runfolder.read_status(run_dir)
+            if not self._process_alive(run_dir, status or RunStatus()):
+                break
+            time.sleep(0.1)
+        else:
+            if pid:
+                _signal_job(int(pid), signal.SIGKILL)
+            # Wait briefly for the kill to land and the reaper to collect it.
+            end = time.monotonic() + 5
+            while time.monotonic() < end and self._process_alive(run_dir, runfolder.read_status(run_dir) or RunStatus()):
+                time.sleep(0.05)
+        with self._locked():
+            status = runfolder.read_status(run_dir) or RunStatus()
+            if status.state not in FINAL_STATES:
+                # The job did not get to write its final state (killed, or stopped before its handler was in).
+                status.state = "stopped"
+                status.finished = time.time()
+                status.message = "stopped by the user"
+                runfolder.write_status(run_dir, status)
+        return self._info(run_dir)
+
+
+def _signal_job(pid: int, sig: int) -> None:
+    """Signal the job's process group (it leads its own session); never our own group."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if pgid == pid and pgid != os.getpgid(0):
+            os.killpg(pgid, sig)
+        else:
+            # Not a group leader (a headless run started from a shell): signal the process alone.
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _slug(text: str) -> str:
+    """A folder-name-safe form of a run name; keeps non-Latin letters (and their vowel signs) readable."""
+    out = []
+    for ch in unicodedata.normalize("NFC", str(text).strip()):
+        if ch.isalnum() or ch in "._-" or unicodedata.category(ch).startswith("M"):
+            out.append(ch)
+        else:
+            out.append("-")
+    slug = re.sub(r"-{2,}", "-", "".join(out)).strip("-.")
+    return slug[:60] or "run"
+
+
+def _model_slug(model: str) -> str:
+    return Path(str(model).rstrip("/")).name or str(model)
+
+
+# --- progress for the UI -------------------------------------------------------------------------------
+def progress(run_info: RunInfo, metrics: list[dict] | None = None) -> dict[str, Any]:
+    """Numbers for a progress display: step/total, fraction, elapsed and ETA (seconds), samples/s, last loss,
+    last eval WER. Rates come from the train records' own `elapsed`, so they ignore model-loading time."""
+    if metrics is None:
+        metrics = read_metrics(run_info.run_dir)
+    train = [m for m in metrics if m.get("type") == "train" and m.get("step") is not None]
+    evals = [m for m in metrics if m.get("type") == "eval"]
+    step = run_info.step or (train[-1]["step"] if train else 0)
+    total = run_info.total_steps
+    now = time.time()
+    if run_info.started is None:
+        elapsed = None
+    elif run_info.alive:
+        elapsed = now - run_info.started
+    else:
+        elapsed = (run_info.finished or run_info.updated or now) - run_info.started
+    seconds_per_step = None
+    if len(train) >= 2 and train[-1].get("elapsed") is not None and train[0].get("elapsed") is not None:
+        d_steps = train[-1]["step"] - train[0]["step"]
+        d_time = train[-1]["elapsed"] - train[0]["elapsed"]
+        if d_steps > 0 and d_time > 0:
+            seconds_per_step = d_time / d_steps
+    if seconds_per_step is None and train and train[-1].get("elapsed") and train[-1]["step"]:
+        seconds_per_step = train[-1]["elapsed"] / train[-1]["step"]
+    eta = None
+    if run_info.alive and total and seconds_per_step is not None:
+        eta = max(0.0, (total - step) * seconds_per_step)
+    elif run_info.state in FINAL_STATES:
+        eta = 0.0 if run_info.state == "finished" else None
+    last_loss = next((m["loss"] for m in reversed(train) if m.get("loss") is not None), None)
+    return {
+        "state": run_info.state,
+        "alive": run_info.alive,
+        "step": step,
+        "total": total,
+        "fraction": (min(1.0, step / total) if total else (1.0 if run_info.state == "finished" else 0.0)),
+        "epoch": run_info.epoch or (train[-1].get("epoch") if train else None),
+        "elapsed": elapsed,
+        "eta": eta,
+        "seconds_per_step": seconds_per_step,
+        "samples_per_second": next((m["samples_per_second"] for m in reversed(train) if m.get("samples_per_second") is not None), None),
+        "loss": last_loss,
+        "eval_loss": next((m["eval_loss"] for m in reversed(evals) if m.get("eval_loss") is not None), None),
+        "wer": next((m["wer"] for m in reversed(evals) if m.get("wer") is not None), None),
+        "message": run_info.message,
+        "error": run_info.error,
+    }
+
+
+# --- the equivalent headless command -------------------------------------------------------------------
+# (flag, getter, default getter). Only values different from the default are shown, but --model and
+# --language always are: they are what a reader needs to recognise the run.
+_DEFAULT = TrainConfig()
+_DEFAULT_SOURCE = SourceConfig()
+_DEFAULT_LORA = LoraSpec()
+
+
+def command_line(cfg: TrainConfig, *, python: str = "python") -> str:
+    """The `python -m whisper_studio train ...` line that runs `cfg` headless (only non-default flags).
+
+    Flags that train.py's parser does not define are left out rather than shown wrong, so the line always
+    runs; with train.py importable the flag set is read from its parser."""
+    available = _train_flags()
+    parts: list[str] = [python, "-m", "whisper_studio", "train"]
+
+    def add(flag: str, value: Any = None, *, switch: bool = False) -> None:
+        if available is not None and flag not in available:
+            return
+        parts.append(flag)
+        if not switch:
+            if isinstance(value, (list, tuple)):
+                parts.extend(str(v) for v in value)
+            else:
+                parts.append(_fmt(value))
+
+    add("--model", cfg.model)
+    add("--language", cfg.language)
+    src = cfg.source
+    if src.kind != _DEFAULT_SOURCE.kind:
+        add("--source", src.kind)
+    if src.path:
+        add("--path", src.path)
+    if src.dataset_id:
+        add("--dataset-id", src.dataset_id)
+    if src.audio_column != _DEFAULT_SOURCE.audio_column:
+        add("--audio-column", src.audio_column)
+    if src.text_column != _DEFAULT_SOURCE.text_column:
+        add("--text-column", src.text_column)
+    if src.hub_config:
+        add("--hub-config", src.hub_config)
+    lora = cfg.lora
+    if lora.rank != _DEFAULT_LORA.rank:
+        add("--rank", lora.rank)
+    if lora.alpha != _DEFAULT_LORA.alpha:
+        add("--alpha", lora.alpha)
+    if lora.dropout != _DEFAULT_LORA.dropout:
+        add("--dropout", lora.dropout)
+    if tuple(lora.target_modules) != tuple(_DEFAULT_LORA.target_modules):
+        add("--target-modules", _target_modules_value(lora.target_modules, available))
+    if lora.bias != _DEFAULT_LORA.bias:
+        add("--lora-bias", lora.bias)
+    if cfg.task != _DEFAULT.task:
+        add("--task", cfg.task)
+    for field, flag in (
+        ("epochs", "--epochs"),
+        ("batch_size", "--batch-size"),
+        ("grad_accum", "--grad-accum"),
+        ("learning_rate", "--learning-rate"),
+        ("warmup_steps", "--warmup-steps"),
+        ("max_train_samples", "--max-train-samples"),
+        ("max_test_samples", "--max-test-samples"),
+    ):
+        value = getattr(cfg, field)
+        if value != getattr(_DEFAULT, field):
+            add(flag, value)
+    if not cfg.load_in_8bit:
+        add("--no-8bit", switch=True)
+    if cfg.precision != _DEFAULT.precision:
+        add("--precision", cfg.precision)
+    if cfg.seed != _DEFAULT.seed:
+        add("--seed", cfg.seed)
+    if cfg.logging_steps != _DEFAULT.logging_steps:
+        add("--logging-steps", cfg.logging_steps)
+    if cfg.eval_each_epoch:
+        add("--eval-each-epoch", switch=True)
+    if cfg.run_name:
+        add("--run-name", cfg.run_name)
+    if cfg.output_dir:
+        add("--out", cfg.output_dir)
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < 1e6:
+            return str(int(value)) if value >= 1 else repr(value)
+        return f"{value:g}"
+    return str(value)
+
+
+def _target_modules_value(modules: Sequence[str], available: dict | None) -> Any:
+    """train.py takes the list either as separate words (nargs) or as one comma-separated word."""
+    action = (available or {}).get("--target-modules")
+    if action is not None and action.nargs not in (None, 1):
+        return list(modules)
+    return ",".join(modules)
+
+
+_FLAGS_CACHE: dict | None = None
+
+
+def _train_flags() -> dict | None:
+    """train.py's option strings -> argparse actions, or None when train.py is not importable (yet)."""
+    global _FLAGS_CACHE
+    if _FLAGS_CACHE is not None:
+        return _FLAGS_CACHE
+    import argparse
+
+    try:
+        from whisper_studio import train
+    except ImportError:
+        return None
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    try:
+        train.register_cli(sub)
+    except Exception:  # a half-written train.py must not break the UI's command preview
+        return None
+    train_parser = sub.choices.get("train")
+    if train_parser is None:
+        return None
+    _FLAGS_CACHE = {opt: action for action in train_parser._actions for opt in action.option_strings}
+    return _FLAGS_CACHE
