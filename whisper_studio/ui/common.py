@@ -1,0 +1,184 @@
+"""Shared UI helpers: error translation, defaults, run listings, progress adapters.
+
+Nothing here imports torch or transformers; engine modules are imported inside functions so the app's first
+page is served before any heavy library is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from whisper_studio.errors import StudioError
+
+log = logging.getLogger("whisper_studio.ui")
+
+# --- Defaults: small enough that a demo fine-tune on CPU finishes in minutes. One place, on purpose. ----------
+DEFAULT_LANGUAGE = "mr"
+DEFAULT_MODEL = "bundled/whisper-base"
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "lora_rank": 32,
+    "lora_alpha": 64,
+    "lora_dropout": 0.05,
+    "target_modules": ["q_proj", "v_proj"],
+    "epochs": 2,
+    "learning_rate": 1e-3,
+    "batch_size": 8,
+    "max_train_samples": 200,
+    "load_in_8bit": True,
+    "precision": "auto",
+}
+EVAL_DEFAULT_MAX_CLIPS = 40
+SAMPLES_SHOWN = 4
+# How often the Train tab re-reads the run folder (seconds). Each tick reads status.json, metrics.jsonl and the
+# tail of train.log: a few kB.
+REFRESH_SECONDS = 2.0
+# Extra local model folders for the model dropdown (os.pathsep-separated), e.g. a tiny random model in tests.
+EXTRA_MODELS_ENV = "WHISPER_STUDIO_EXTRA_MODELS"
+
+EIGHT_BIT_INFO = (
+    "Frozen base weights as 8-bit integers (bitsandbytes LLM.int8); only the LoRA adapter trains. On a GPU it "
+    "is what lets big models fit (large-v2: ~1.6 GB of weights instead of ~6 GB). On CPU it is no faster and "
+    "uses more memory than float32 (5 GB vs 4 GB for base)."
+)
+
+
+class UserMessage(Exception):
+    """Internal: a message for the page that is not an engine error (e.g. 'choose a run first')."""
+
+
+def _to_gradio_error(exc: BaseException, what: str) -> gr.Error:
+    if isinstance(exc, (StudioError, UserMessage)):
+        return gr.Error(str(exc), title=what)
+    # A real bug: keep the traceback in the server log, show one short line in the page.
+    log.exception("unexpected error in %s", what)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text[:200]
+    return gr.Error(f"{type(exc).__name__}: {text} (details in the app log)", title=f"{what} failed")
+
+
+def handler(what: str) -> Callable[[Callable], Callable]:
+    """Wrap an event handler so StudioError becomes a gr.Error with its message and anything else is logged
+    and shown as one short line. `functools.wraps` keeps the signature visible to Gradio (gr.Progress
+    defaults are found through `inspect.signature`, which follows `__wrapped__`)."""
+
+    def decorate(fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except gr.Error:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - translated for the page
+                    raise _to_gradio_error(exc, what) from exc
+
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - translated for the page
+                raise _to_gradio_error(exc, what) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def progress_callback(progress: gr.Progress | None, desc: str = "") -> Callable[..., None]:
+    """Adapt a gr.Progress to the engine's progress callbacks, which report either a fraction,
+    `(done, total)`, or either of those with a message (positional or `desc=`/`message=`)."""
+
+    def report(*args: Any, **kwargs: Any) -> None:
+        if progress is None:
+            return
+        message = kwargs.get("desc") or kwargs.get("message") or desc
+        numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        texts = [a for a in args if isinstance(a, str)]
+        if texts:
+            message = texts[0]
+        if "done" in kwargs or "total" in kwargs:
+            numbers = [kwargs.get("done", 0), kwargs.get("total") or 0]
+        if len(numbers) >= 2 and numbers[1]:
+            fraction = numbers[0] / numbers[1]
+            message = f"{message} ({int(numbers[0])}/{int(numbers[1])})" if message else None
+        elif numbers:
+            fraction = float(numbers[0])
+        else:
+            fraction = None
+        try:
+            progress(fraction if fraction is None else max(0.0, min(1.0, fraction)), desc=message or None)
+        except Exception:  # progress is decoration; never let it break the work
+            log.debug("progress update failed", exc_info=True)
+
+    return report
+
+
+# --- Runs ------------------------------------------------------------------------------------------------
+def job_manager():
+    from whisper_studio.jobs import JobManager
+
+    return JobManager()
+
+
+def list_runs() -> list:
+    """All runs on disk, newest first (RunInfo objects); [] while the jobs module is missing."""
+    try:
+        return job_manager().list_runs()
+    except StudioError:
+        return []
+
+
+def run_label(info) -> str:
+    """'name · state · model · language' for dropdowns."""
+    cfg = info.config
+    bits = [info.name, info.state]
+    if cfg is not None:
+        bits += [Path(str(cfg.model).rstrip("/")).name, cfg.language]
+    return " · ".join(bits)
+
+
+def has_adapter(info) -> bool:
+    return bool(info.has_adapter)
+
+
+def adapter_run_choices() -> list[tuple[str, str]]:
+    return [(run_label(r), r.run_id) for r in list_runs() if has_adapter(r)]
+
+
+def find_run(run_id: str):
+    for info in list_runs():
+        if info.run_id == run_id:
+            return info
+    raise UserMessage(f"Run {run_id!r} is not in the runs folder any more; refresh the list.")
+
+
+# --- Formatting ------------------------------------------------------------------------------------------
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def esc(text: Any) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def now() -> float:
+    return time.time()

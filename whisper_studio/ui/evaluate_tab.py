@@ -1,0 +1,242 @@
+"""Evaluate tab: WER of base vs adapted on held-out clips, and every utterance to read and hear.
+
+The per-utterance table is HTML so each row can carry its own <audio> player and the word errors can be
+marked inline; clips are served through Gradio's file route, which the app allows for the cache and runs
+folders only (see ui.launch_kwargs).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from whisper_studio.ui import common
+from whisper_studio.ui.common import EVAL_DEFAULT_MAX_CLIPS, UserMessage, esc, handler, progress_callback
+
+SORTS = [
+    ("Dataset order", "order"),
+    ("Adapted got better first", "better"),
+    ("Adapted got worse first", "worse"),
+    ("Most base errors first", "base"),
+    ("Most adapted errors first", "adapted"),
+]
+WER_ORDER = ["raw · base", "raw · adapted", "normalized · base", "normalized · adapted"]
+
+CSS = """
+#eval-table table { width: 100%; border-collapse: collapse; font-size: 0.92em; }
+#eval-table th, #eval-table td { border-bottom: 1px solid var(--border-color-primary); padding: 6px; vertical-align: top; text-align: left; }
+#eval-table audio { width: 210px; height: 32px; }
+#eval-table .ws-sub { background: #fde68a; color: #000; border-radius: 3px; padding: 0 2px; }
+#eval-table .ws-ins { background: #bfdbfe; color: #000; border-radius: 3px; padding: 0 2px; }
+#eval-table .ws-del { background: #fecaca; color: #000; text-decoration: line-through; border-radius: 3px; padding: 0 2px; }
+#eval-table .better { color: #15803d; font-weight: 600; }
+#eval-table .worse { color: #b91c1c; font-weight: 600; }
+#eval-table .legend span { margin-right: 12px; }
+"""
+
+
+# --- Rows -------------------------------------------------------------------------------------------------
+def _get(row: Any, *names: str, default=None):
+    for name in names:
+        value = row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def _norm_op(op: str) -> str:
+    op = str(op).lower()
+    if op.startswith(("s", "r")):  # substitute / substitution / replace
+        return "sub"
+    if op.startswith("i"):
+        return "ins"
+    if op.startswith("d"):
+        return "del"
+    return "ok"
+
+
+def marked(ref: str, hyp: str) -> tuple[str, int]:
+    """The hypothesis as HTML with its word errors marked against the reference, and the error count."""
+    from whisper_studio.evaluation import word_errors
+
+    out, errors = [], 0
+    for op, ref_word, hyp_word in word_errors(ref or "", hyp or ""):
+        kind = _norm_op(op)
+        if kind == "ok":
+            out.append(esc(hyp_word if hyp_word is not None else ref_word))
+            continue
+        errors += 1
+        if kind == "sub":
+            out.append(f'<span class="ws-sub" title="reference: {esc(ref_word)}">{esc(hyp_word)}</span>')
+        elif kind == "ins":
+            out.append(f'<span class="ws-ins" title="inserted">{esc(hyp_word)}</span>')
+        else:
+            out.append(f'<span class="ws-del" title="missing">{esc(ref_word)}</span>')
+    return " ".join(out) or "<i>(empty)</i>", errors
+
+
+def _audio_url(path: str | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    # Relative URL: works at the server root and behind a path prefix (Spaces, reverse proxies).
+    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
+
+
+def table_rows(rows: list[Any]) -> list[dict]:
+    """Engine rows (objects or eval.json dicts) -> what the HTML table needs, computed once per evaluation."""
+    out = []
+    for i, row in enumerate(rows):
+        ref = _get(row, "reference", "ref", "sentence", default="")
+        base = _get(row, "base", "base_text", "hyp_base", default="")
+        adapted = _get(row, "adapted", "adapted_text", "hyp_adapted", default="")
+        base_html, base_err = marked(ref, base)
+        adapted_html, adapted_err = marked(ref, adapted)
+        out.append({
+            "i": i + 1,
+            "id": _get(row, "id", default=str(i + 1)),
+            "audio": _audio_url(_get(row, "audio_path", "path", "audio")),
+            "ref": esc(ref),
+            "base": base_html,
+            "adapted": adapted_html,
+            "base_err": base_err,
+            "adapted_err": adapted_err,
+            "words": max(1, len(str(ref).split())),
+        })
+    return out
+
+
+def render_table(rows: list[dict], sort: str) -> str:
+    if not rows:
+        return "<p>No evaluation yet: choose a run and press <b>Evaluate</b>.</p>"
+    key = {
+        "better": lambda r: (r["adapted_err"] - r["base_err"], r["i"]),
+        "worse": lambda r: (r["base_err"] - r["adapted_err"], r["i"]),
+        "base": lambda r: (-r["base_err"], r["i"]),
+        "adapted": lambda r: (-r["adapted_err"], r["i"]),
+    }.get(sort, lambda r: r["i"])
+    body = []
+    for r in sorted(rows, key=key):
+        delta = r["adapted_err"] - r["base_err"]
+        cls, text = ("better", f"{delta:+d}") if delta < 0 else (("worse", f"{delta:+d}") if delta > 0 else ("", "0"))
+        audio = f'<audio controls preload="none" src="{esc(r["audio"])}"></audio>' if r["audio"] else "–"
+        body.append(
+            f"<tr><td>{r['i']}</td><td>{audio}</td><td>{r['ref']}</td>"
+            f"<td>{r['base']}<br><small>{r['base_err']} errors</small></td>"
+            f"<td>{r['adapted']}<br><small>{r['adapted_err']} errors</small></td>"
+            f'<td class="{cls}">{text}</td></tr>'
+        )
+    legend = ('<div class="legend"><span class="ws-sub">substituted</span><span class="ws-ins">inserted</span>'
+              '<span class="ws-del">missing</span> · Δ = adapted errors − base errors (negative: adapted is better)</div>')
+    return (f"{legend}<table><thead><tr><th>#</th><th>audio</th><th>reference</th><th>base</th><th>adapted</th>"
+            f"<th>Δ</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def wer_frame(result: Any) -> pd.DataFrame:
+    def pct(v):
+        v = float(v)
+        return round(v * 100 if v <= 1.5 else v, 2)  # fractions from the engine, percent on the chart
+
+    values = [
+        ("raw · base", "base", _get(result, "base_wer")),
+        ("raw · adapted", "adapted", _get(result, "adapted_wer")),
+        ("normalized · base", "base", _get(result, "base_wer_normalized")),
+        ("normalized · adapted", "adapted", _get(result, "adapted_wer_normalized")),
+    ]
+    return pd.DataFrame([(k, m, pct(v)) for k, m, v in values if v is not None], columns=["WER of", "model", "WER %"])
+
+
+def summary(result: Any, run_id: str) -> str:
+    f = wer_frame(result).set_index("WER of")["WER %"].to_dict()
+    n = _get(result, "n", default=len(_get(result, "rows", default=[]) or []))
+    parts = [f"**{esc(run_id)}** on {n} held-out clips"]
+    if "raw · base" in f and "raw · adapted" in f:
+        parts.append(f"WER base {f['raw · base']:.1f}% → adapted {f['raw · adapted']:.1f}%")
+    if "normalized · base" in f and "normalized · adapted" in f:
+        parts.append(f"normalized {f['normalized · base']:.1f}% → {f['normalized · adapted']:.1f}%")
+    return " · ".join(parts)
+
+
+def _outputs(result: Any, run_id: str, sort: str):
+    rows = table_rows(_get(result, "rows", default=[]) or [])
+    return wer_frame(result), summary(result, run_id), rows, render_table(rows, sort)
+
+
+# --- Handlers -----------------------------------------------------------------------------------------------
+def run_choices() -> list[tuple[str, str]]:
+    """Runs that have an adapter to compare (finished, or stopped after saving one)."""
+    return common.adapter_run_choices()
+
+
+@handler("Listing runs")
+def refresh_runs(current):
+    choices = run_choices()
+    ids = [v for _, v in choices]
+    value = current if current in ids else (ids[0] if ids else None)
+    return gr.update(choices=choices, value=value)
+
+
+@handler("Reading the last evaluation")
+def show_saved(run_id, sort):
+    """A run's eval.json from disk, if it has one, so results survive reloads and restarts."""
+    empty = (pd.DataFrame(columns=["WER of", "model", "WER %"]), "", [], render_table([], sort))
+    if not run_id:
+        return empty
+    info = common.find_run(run_id)
+    path = Path(info.run_dir) / "eval.json"
+    if not path.is_file():
+        return (*empty[:1], f"**{esc(run_id)}** has not been evaluated yet.", [], render_table([], sort))
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return empty
+    return _outputs(result, run_id, sort)
+
+
+@handler("Evaluating")
+def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
+    from whisper_studio.evaluation import evaluate_run
+
+    if not run_id:
+        raise UserMessage("Choose a run with an adapter first (train one on the Train tab).")
+    info = common.find_run(run_id)
+    if info.alive:
+        raise UserMessage(f"Run {info.name} is still training; evaluate it when it has finished.")
+    n = int(max_clips) if max_clips else None
+    progress(0, desc="Loading the model")
+    result = evaluate_run(info.run_dir, max_samples=n, progress=progress_callback(progress, "Transcribing"))
+    return _outputs(result, run_id, sort)
+
+
+def resort(rows, sort):
+    return render_table(rows or [], sort)
+
+
+def build() -> tuple[gr.Dropdown, callable]:
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown([], label="Run (with an adapter)", elem_id="run-select", scale=3, allow_custom_value=False)
+        refresh = gr.Button("↻ Refresh", elem_id="run-refresh", scale=0, min_width=100, size="sm")
+        max_clips = gr.Number(EVAL_DEFAULT_MAX_CLIPS, label="Max clips", precision=0, minimum=1, scale=1,
+                              elem_id="eval-max")
+        go = gr.Button("Evaluate", variant="primary", elem_id="eval-btn", scale=1)
+    with gr.Row():
+        with gr.Column(scale=2):
+            wer_plot = gr.BarPlot(pd.DataFrame(columns=["WER of", "model", "WER %"]), x="WER of", y="WER %",
+                                  color="model", sort=WER_ORDER, title="Word error rate (lower is better)",
+                                  elem_id="wer-plot", height=260, color_map={"base": "#9ca3af", "adapted": "#6366f1"})
+        with gr.Column(scale=3):
+            info = gr.Markdown(elem_id="eval-summary")
+            sort = gr.Dropdown(SORTS, value="order", label="Sort utterances", elem_id="eval-sort")
+    rows = gr.State([])
+    table = gr.HTML(render_table([], "order"), elem_id="eval-table")
+
+    outs = [wer_plot, info, rows, table]
+    refresh.click(refresh_runs, run, run, queue=False)
+    run.change(show_saved, [run, sort], outs, show_progress="hidden")
+    go.click(evaluate, [run, max_clips, sort], outs, concurrency_id="model", concurrency_limit=1)
+    sort.change(resort, [rows, sort], table, queue=False, show_progress="hidden")
+    return run, refresh_runs

@@ -1,0 +1,255 @@
+"""Train tab: LoRA settings, Start/Stop, and a live view of the run folder (loss plot, progress, log tail).
+
+The page never talks to the training process: it starts it through JobManager and then only reads the run
+folder (status.json, metrics.jsonl, train.log), so a page reload or an app restart shows the same run again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from whisper_studio.ui import common
+from whisper_studio.ui.common import (
+    DEFAULT_MODEL,
+    EIGHT_BIT_INFO,
+    EXTRA_MODELS_ENV,
+    REFRESH_SECONDS,
+    TRAIN_DEFAULTS,
+    UserMessage,
+    esc,
+    fmt_duration,
+    handler,
+)
+from whisper_studio.ui.data_tab import DataTab, mdc_key_in_env, source_config
+
+LOSS_COLUMNS = ["step", "loss"]
+EVAL_LOSS_COLUMNS = ["step", "eval loss"]
+WER_COLUMNS = ["step", "WER %"]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Bundled and hub models from the catalog, plus local folders named in WHISPER_STUDIO_EXTRA_MODELS."""
+    out: list[tuple[str, str]] = []
+    try:
+        from whisper_studio.models import catalog
+
+        for info in catalog():
+            out.append((info.label, info.id))
+    except ImportError:  # engine not installed yet: the bundled default still shows
+        out.append((DEFAULT_MODEL, DEFAULT_MODEL))
+    for path in filter(None, (os.environ.get(EXTRA_MODELS_ENV) or "").split(os.pathsep)):
+        out.append((f"{Path(path).name} (local folder)", path))
+    return out
+
+
+@dataclass
+class TrainTab:
+    watched: gr.State
+    seen: gr.State
+    outputs: list  # what `refresh` fills; the app's load event fills them too
+
+
+# --- Reading a run folder ------------------------------------------------------------------------------------
+def _pick_run(watched: str | None):
+    """The run to show: the live one if any (whoever started it), else the one this page watched, else the
+    newest on disk."""
+    mgr = common.job_manager()
+    active = mgr.active()
+    if active is not None:
+        return active
+    if watched:
+        try:
+            return mgr.get(watched)
+        except Exception:  # deleted meanwhile: fall back to the newest
+            pass
+    runs = mgr.list_runs()
+    return runs[0] if runs else None
+
+
+def status_line(info, metrics: list[dict]) -> str:
+    """'step x of y · elapsed · ETA · samples/s' (numbers from jobs.progress, which reads the run folder)."""
+    from whisper_studio import jobs
+
+    p = jobs.progress(info, metrics)
+    state = p["state"]
+    icon = {"running": "🟢", "queued": "⏳", "finished": "✅", "failed": "❌", "stopped": "⏹"}.get(state, "•")
+    parts = [f"step {p['step'] or 0} of {p['total'] or '?'}", f"elapsed {fmt_duration(p['elapsed'])}"]
+    if p["alive"]:
+        parts.append(f"ETA {fmt_duration(p['eta'])}")
+    sps = p["samples_per_second"]
+    parts.append(f"{sps:.2f} samples/s" if isinstance(sps, (int, float)) else "– samples/s")
+    if p["loss"] is not None:
+        parts.append(f"loss {p['loss']:.3f}")
+    name = info.name if info.name == info.run_id else f"{info.name} ({info.run_id})"
+    line = f"{icon} **{esc(name)}** — {esc(state)} · " + " · ".join(parts)
+    if p["message"] and p["alive"]:
+        line += f"  \n_{esc(p['message'])}_"
+    if state == "failed" and p["error"]:
+        line += f"  \n**Error:** {esc(p['error'])}"
+    return line
+
+
+def frames(metrics: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    train = [(int(m["step"]), float(m["loss"])) for m in metrics
+             if m.get("type") == "train" and m.get("loss") is not None]
+    evals = [m for m in metrics if m.get("type") == "eval"]
+    eloss = [(int(m["step"]), float(m["eval_loss"])) for m in evals if m.get("eval_loss") is not None]
+    wer = [(int(m["step"]), float(m["wer"]) * (100 if float(m["wer"]) <= 1.5 else 1)) for m in evals
+           if m.get("wer") is not None]
+    return (pd.DataFrame(train, columns=LOSS_COLUMNS), pd.DataFrame(eloss, columns=EVAL_LOSS_COLUMNS),
+            pd.DataFrame(wer, columns=WER_COLUMNS))
+
+
+def refresh(watched: str | None, seen: str | None):
+    """One tick: read the shown run's folder. Plots are only re-sent when a metrics line was added, so the
+    chart does not flicker every 2 s. Returns values for [watched, seen, status, loss, eval loss, wer, log,
+    command, stop button]."""
+    from whisper_studio import jobs
+
+    info = _pick_run(watched)
+    if info is None:
+        return (None, None, "No runs yet. Choose the data on the **Data** tab, then press **Start**.",
+                pd.DataFrame(columns=LOSS_COLUMNS), gr.update(visible=False), gr.update(visible=False),
+                "", "", gr.update(interactive=False))
+    metrics = jobs.read_metrics(info.run_dir)
+    key = f"{info.run_id}:{len(metrics)}"
+    if key == seen:
+        loss = eloss = wer = gr.skip()
+    else:
+        loss_df, eloss_df, wer_df = frames(metrics)
+        loss = loss_df
+        eloss = gr.update(value=eloss_df, visible=not eloss_df.empty)
+        wer = gr.update(value=wer_df, visible=not wer_df.empty)
+    try:
+        command = jobs.command_line(info.config) if info.config is not None else ""
+    except Exception:  # noqa: BLE001 - an old or hand-edited config: show the rest anyway
+        command = ""
+    alive = bool(getattr(info, "alive", False)) and info.state in ("queued", "running")
+    return (info.run_id, key, status_line(info, metrics), loss, eloss, wer, jobs.tail_log(info.run_dir, 40),
+            command, gr.update(interactive=alive))
+
+
+safe_refresh = handler("Refreshing the run view")(refresh)
+
+
+@handler("Starting the training")
+def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, mdc_key,
+                   model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name):
+    from whisper_studio.config import LoraSpec, TrainConfig
+
+    src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
+    if not model:
+        raise UserMessage("Choose a model first.")
+    as_int = lambda v, what: _as_int(v, what)  # noqa: E731
+    cfg = TrainConfig(
+        model=str(model).strip(),
+        language=src.language,
+        source=src,
+        lora=LoraSpec(rank=as_int(rank, "LoRA rank"), alpha=alpha, dropout=float(dropout or 0),
+                      target_modules=tuple(targets or ())),
+        epochs=float(epochs) if epochs is not None else 0,
+        learning_rate=float(lr) if lr is not None else 0,
+        batch_size=as_int(batch, "Batch size"),
+        max_train_samples=as_int(max_train, "Max train clips") if max_train else None,
+        load_in_8bit=bool(in8bit),
+        precision=precision or "auto",
+        run_name=(run_name or "").strip() or None,
+    )
+    # The job inherits the environment, so an MDC key typed in the page reaches it without being written down.
+    with mdc_key_in_env(mdc_key):
+        info = common.job_manager().start(cfg)
+    gr.Info(f"Started run {info.run_id}.")
+    return refresh(info.run_id, None)
+
+
+def _as_int(value, what: str) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserMessage(f"{what} must be a whole number (got {value!r}).") from None
+    if f != int(f):
+        raise UserMessage(f"{what} must be a whole number (got {value!r}).")
+    return int(f)
+
+
+@handler("Stopping the training")
+def stop_training(watched):
+    mgr = common.job_manager()
+    active = mgr.active()
+    run_id = active.run_id if active is not None else watched
+    if not run_id:
+        raise UserMessage("No run is going on.")
+    info = mgr.stop(run_id)
+    gr.Info(f"Run {info.run_id} is {info.state}.")
+    return refresh(info.run_id, None)
+
+
+def build(data: DataTab) -> TrainTab:
+    from whisper_studio.config import LORA_TARGETS, PRECISIONS
+
+    watched = gr.State(None)
+    seen = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=2, min_width=360):
+            model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="model",
+                                allow_custom_value=True, filterable=True,
+                                info="Bundled models work offline; a hub id or a local folder can be typed in.")
+            with gr.Row():
+                rank = gr.Number(TRAIN_DEFAULTS["lora_rank"], label="LoRA rank", precision=0, minimum=1,
+                                 elem_id="lora-rank", min_width=90)
+                alpha = gr.Number(TRAIN_DEFAULTS["lora_alpha"], label="LoRA alpha", minimum=1, elem_id="lora-alpha",
+                                  min_width=90)
+                dropout = gr.Number(TRAIN_DEFAULTS["lora_dropout"], label="Dropout", minimum=0, maximum=0.9,
+                                    step=0.01, elem_id="lora-dropout", min_width=90)
+            targets = gr.CheckboxGroup(list(LORA_TARGETS), value=TRAIN_DEFAULTS["target_modules"],
+                                       label="LoRA target modules", elem_id="lora-targets")
+            with gr.Row():
+                epochs = gr.Number(TRAIN_DEFAULTS["epochs"], label="Epochs", minimum=0.1, elem_id="epochs",
+                                   min_width=70)
+                lr = gr.Number(TRAIN_DEFAULTS["learning_rate"], label="Learning rate", elem_id="learning-rate",
+                               min_width=70)
+                batch = gr.Number(TRAIN_DEFAULTS["batch_size"], label="Batch", precision=0, minimum=1,
+                                  elem_id="batch-size", min_width=70)
+                max_train = gr.Number(TRAIN_DEFAULTS["max_train_samples"], label="Max clips", precision=0,
+                                      minimum=1, elem_id="max-train", min_width=70)
+            in8bit = gr.Checkbox(TRAIN_DEFAULTS["load_in_8bit"], label="Load the base model in 8-bit",
+                                 info=EIGHT_BIT_INFO, elem_id="in8bit")
+            with gr.Row():
+                precision = gr.Dropdown(list(PRECISIONS), value=TRAIN_DEFAULTS["precision"], label="Precision",
+                                        elem_id="precision", min_width=90,
+                                        info="auto: bf16 where the hardware is fast at it")
+                run_name = gr.Textbox(label="Run name", placeholder="optional", elem_id="run-name", min_width=90,
+                                      info="names the run folder")
+        with gr.Column(scale=3, min_width=440):
+            with gr.Row():
+                start = gr.Button("Start", variant="primary", elem_id="start-btn")
+                stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
+            status = gr.Markdown("Loading…", elem_id="train-status")
+            loss_plot = gr.LinePlot(pd.DataFrame(columns=LOSS_COLUMNS), x="step", y="loss",
+                                    title="Training loss", y_title="loss", elem_id="loss-plot", height=240)
+            with gr.Row():
+                eloss_plot = gr.LinePlot(pd.DataFrame(columns=EVAL_LOSS_COLUMNS), x="step", y="eval loss",
+                                         title="Eval loss", elem_id="eval-loss-plot", height=180, visible=False)
+                wer_plot = gr.LinePlot(pd.DataFrame(columns=WER_COLUMNS), x="step", y="WER %",
+                                       title="Eval WER", elem_id="wer-curve", height=180, visible=False)
+            log = gr.Textbox(label="train.log (tail)", lines=8, max_lines=8, interactive=False, autoscroll=True,
+                             elem_id="train-log")
+            command = gr.Textbox(label="The same run, headless", lines=1, max_lines=3, interactive=False,
+                                 buttons=["copy"], elem_id="train-command")
+
+    outputs = [watched, seen, status, loss_plot, eloss_plot, wer_plot, log, command, stop]
+    timer = gr.Timer(REFRESH_SECONDS)
+    # Ticks only read small files; hidden progress so the panel does not flash every 2 s.
+    timer.tick(safe_refresh, [watched, seen], outputs, show_progress="hidden", concurrency_id="train-view",
+               concurrency_limit=None)
+    start.click(start_training,
+                [*data.source_inputs, data.mdc_key, model, rank, alpha, dropout, targets, epochs, lr, batch,
+                 max_train, in8bit, precision, run_name],
+                outputs, concurrency_id="train-control", concurrency_limit=1)
+    stop.click(stop_training, [watched], outputs, concurrency_id="train-control", concurrency_limit=1)
+    return TrainTab(watched, seen, outputs)

@@ -1,0 +1,119 @@
+"""Try it tab: record or upload speech, read the base and the adapted transcript side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+
+from whisper_studio.ui import common
+from whisper_studio.ui.common import DEFAULT_MODEL, UserMessage, handler
+from whisper_studio.ui.train_tab import model_choices
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "examples"
+NO_ADAPTER = ""
+
+
+def adapter_choices() -> list[tuple[str, str]]:
+    return [("None — base model only", NO_ADAPTER), *common.adapter_run_choices()]
+
+
+def language_choices() -> list[tuple[str, str]]:
+    from whisper_studio.languages import choices
+
+    return [("Auto-detect", "auto"), *choices()]
+
+
+def examples() -> list[list[str]]:
+    """[[wav path, locale], ...] from assets/examples/examples.json (missing file: no examples)."""
+    try:
+        items = json.loads((EXAMPLES_DIR / "examples.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    out = []
+    for item in items:
+        path = EXAMPLES_DIR / str(item.get("file", ""))
+        if path.is_file():
+            out.append([str(path), item.get("language") or "auto"])
+    return out
+
+
+@handler("Listing adapters")
+def refresh_adapters(current):
+    choices = adapter_choices()
+    ids = [v for _, v in choices]
+    return gr.update(choices=choices, value=current if current in ids else NO_ADAPTER)
+
+
+@handler("Choosing the adapter")
+def adapter_changed(run_id, model):
+    """An adapter only fits the base it was trained on: show (and use) that base."""
+    if not run_id:
+        return gr.update(interactive=True)
+    info = common.find_run(run_id)
+    if info.config is None:
+        raise UserMessage(f"Run {run_id} has no readable config.json, so its base model is unknown.")
+    return gr.update(value=info.config.model, interactive=False)
+
+
+@handler("Transcribing")
+def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
+    from whisper_studio.audio import load_audio
+    from whisper_studio.transcribe import get_transcriber
+
+    if not audio_path:
+        raise UserMessage("Record something with the microphone or upload a file first.")
+    adapter_dir = None
+    if run_id:
+        info = common.find_run(run_id)
+        if not info.has_adapter:
+            raise UserMessage(f"Run {info.name} has no adapter (yet).")
+        model = info.config.model
+        adapter_dir = str(Path(info.run_dir) / "adapter")
+    model = (model or DEFAULT_MODEL).strip()
+    progress(0.1, desc="Decoding the audio")
+    audio = load_audio(audio_path)  # the whole recording: the transcriber does long-form itself
+    progress(0.3, desc=f"Loading {model}")
+    t = get_transcriber(model)
+    t.set_adapter(adapter_dir)
+    progress(0.5, desc="Transcribing")
+    lang = None if not language or language == "auto" else language
+    base, adapted = t.transcribe_both(audio, language=lang, task="transcribe")
+    seconds = len(audio) / 16000
+    base_label = f"Base ({Path(model.rstrip('/')).name}) · {base.seconds:.2f} s for {seconds:.1f} s of audio"
+    if adapted is None:
+        adapted_out = gr.update(value="", label="Adapted · no adapter chosen")
+    else:
+        adapted_out = gr.update(value=adapted.text, label=f"Adapted ({run_id}) · {adapted.seconds:.2f} s")
+    detected = base.language if lang is None and base.language else None
+    if detected:
+        base_label += f" · detected {detected}"
+    return gr.update(value=base.text, label=base_label), adapted_out
+
+
+def build() -> tuple[gr.Dropdown, callable]:
+    with gr.Row():
+        with gr.Column(scale=1):
+            audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech", elem_id="mic-audio")
+            with gr.Row():
+                adapter = gr.Dropdown(adapter_choices(), value=NO_ADAPTER, label="Adapter (a training run)",
+                                      elem_id="adapter-select", scale=2)
+                refresh = gr.Button("↻", elem_id="adapter-refresh", scale=0, min_width=50)
+            with gr.Row():
+                model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Base model", elem_id="try-model",
+                                    allow_custom_value=True, scale=1)
+                language = gr.Dropdown(language_choices(), value="auto", label="Language", elem_id="try-language",
+                                       filterable=True, scale=1)
+            go = gr.Button("Transcribe", variant="primary", elem_id="transcribe-btn")
+        with gr.Column(scale=1):
+            base_text = gr.Textbox(label="Base", lines=6, interactive=False, elem_id="base-text")
+            adapted_text = gr.Textbox(label="Adapted", lines=6, interactive=False, elem_id="adapted-text")
+    ex = examples()
+    if ex:
+        gr.Examples(ex, [audio, language], label="Example clips (synthetic eSpeak NG speech)")
+    refresh.click(refresh_adapters, adapter, adapter, queue=False)
+    adapter.change(adapter_changed, [adapter, model], model, queue=False, show_progress="hidden")
+    go.click(transcribe, [audio, adapter, model, language], [base_text, adapted_text],
+             concurrency_id="model", concurrency_limit=1)
+    return adapter, refresh_adapters
