@@ -6,7 +6,6 @@ import contextlib
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
@@ -19,8 +18,8 @@ SOURCE_CHOICES = [
     ("Hugging Face dataset", "hub"),
 ]
 
-# The MDC SDK reads its key from the environment; a key typed in the page is put there only while one
-# load runs, under this lock, and never written to disk, logged or sent back to the page.
+# The training job reads MDC_API_KEY from its environment; a key typed in the page is put in ours only while the
+# job is launched (it inherits a copy), under this lock, and never written to disk, logged or sent back.
 _KEY_LOCK = threading.Lock()
 
 
@@ -79,31 +78,18 @@ def mdc_key_in_env(key: str | None):
                 os.environ["MDC_API_KEY"] = old
 
 
-def _sample_file(row: dict, dest: Path) -> str | None:
-    """A playable file for a sample row: its path when it exists, else its bytes written to a cache file."""
-    path = row.get("path")
-    if path and Path(path).is_file():
-        return str(path)
-    data = row.get("bytes")
-    if data:
-        dest.mkdir(parents=True, exist_ok=True)
-        name = Path(path).name if path else f"sample-{abs(hash(data)) % 10**10}.wav"
-        out = dest / name
-        out.write_bytes(data)
-        return str(out)
-    return None
-
-
 @handler("Loading the data")
 def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text,
               progress=gr.Progress()):
     from whisper_studio import data
-    from whisper_studio.paths import cache_dir
 
     src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
     progress(0, desc="Reading the source")
-    with mdc_key_in_env(mdc_key):
-        dsd = data.load_source(src, progress=progress_callback(progress, "Loading"))
+    report = data.LoadReport()
+    # The key goes to this one call only; it is never returned to the page, logged or saved.
+    dsd = data.load_source(src, progress=progress_callback(progress, "Loading"),
+                           api_key=(mdc_key or "").strip() or None, report=report)
+    progress(0.95, desc="Measuring clips")
     summary = data.summarize(dsd)
     table = [[split, int(v["clips"]), round(float(v["hours"]), 3)] for split, v in summary.items()]
     split = "train" if "train" in dsd else next(iter(dsd))
@@ -111,17 +97,22 @@ def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_a
     players, texts = [], []
     for i in range(SAMPLES_SHOWN):
         if i < len(rows):
-            f = _sample_file(rows[i], cache_dir() / "ui-samples" / src.language)
-            players.append(gr.update(value=f, visible=True, label=f"Sample {i + 1} ({split})"))
+            players.append(gr.update(value=rows[i]["path"], visible=True, label=f"Sample {i + 1} ({split})"))
             texts.append(gr.update(value=rows[i].get("sentence", ""), visible=True))
         else:
             players.append(gr.update(value=None, visible=False))
             texts.append(gr.update(value="", visible=False))
     total = sum(int(v["clips"]) for v in summary.values())
     hours = sum(float(v["hours"]) for v in summary.values())
-    note = " Synthetic eSpeak NG speech: it shows the mechanism, it does not teach real accents." if src.kind == "demo" else ""
-    status = f"✅ Loaded **{esc(src.kind)}** source for **{esc(src.language)}**: {total} clips, {hours:.2f} h.{note}"
-    return [status, table, *players, *texts]
+    lines = [f"✅ Loaded the **{esc(dict((v, k) for k, v in SOURCE_CHOICES)[src.kind])}** source for "
+             f"**{esc(src.language)}**: {total} clips, {hours:.2f} hours."]
+    if report.synthetic:
+        lines.append("Synthetic eSpeak NG speech: it shows the mechanism; it does not teach real accents.")
+    for split_name, n in (report.missing_clips or {}).items():
+        if n:
+            lines.append(f"⚠️ {n} {esc(split_name)} rows skipped: their clip file is missing.")
+    lines += [esc(note) for note in report.notes]
+    return ["  \n".join(lines), table, *players, *texts]
 
 
 def _visibility(kind):
