@@ -334,11 +334,34 @@ def test_hub_offline_and_script_repos(tmp_path, monkeypatch):
     with pytest.raises(OfflineError, match="Cannot reach the Hugging Face hub.*demo source.*cv-folder"):
         data.load_source(SourceConfig(kind="hub", language="mr", dataset_id="someone/not-cached-anywhere"))
     assert time.perf_counter() - start < 5
+    # not flagged offline, but the hub does not answer: a quick TCP probe fails fast instead of datasets' retries
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.perf_counter()
+    with pytest.raises(OfflineError, match="Cannot reach the Hugging Face hub"):
+        data.load_source(SourceConfig(kind="hub", language="mr", dataset_id="someone/repo"))
+    assert time.perf_counter() - start < 5
     script = tmp_path / "scripted"
     script.mkdir()
     (script / "scripted.py").write_text("import datasets\n")
     with pytest.raises(DataSourceError, match="script-based dataset"):
         data.load_source(SourceConfig(kind="hub", language="mr", dataset_id=str(script)))
+
+
+def test_hub_error_messages_for_missing_and_gated_repos():
+    from datasets.exceptions import DatasetNotFoundError
+
+    # the exact messages datasets 5 raises (load.py), which need the real hub to provoke
+    gated = data._hub_error(DatasetNotFoundError("Dataset 'org/x' is a gated dataset on the Hub. Visit ..."), "org/x")
+    assert isinstance(gated, DataSourceError) and "accept its terms" in str(gated) and "HF_TOKEN" in str(gated)
+    missing = data._hub_error(DatasetNotFoundError("Dataset 'org/y' doesn't exist on the Hub or cannot be accessed."), "org/y")
+    assert "No dataset 'org/y'" in str(missing)
+    offline = data._hub_error(ConnectionError("Couldn't reach 'org/z' on the Hub (LocalEntryNotFoundError)"), "org/z")
+    assert isinstance(offline, OfflineError) and "demo source" in str(offline)
 
 
 # ---------------------------------------------------------------------------------------------- prepare + collator
@@ -367,6 +390,13 @@ def test_prepare_labels_features_drops_and_cache(tmp_path, isolated_cache, proce
     assert not hindi.cached and tok.convert_ids_to_tokens(hindi.dataset[0]["labels"][1]) == "<|hi|>"
     with pytest.raises(LanguageError, match="large-v3"):
         data.prepare(ds, processor, "yue")
+    # what train.py does: a shuffled subset in, numpy-formatted rows through the collator
+    subset = ds.shuffle(seed=1).select(range(3))
+    rows = data.prepare(subset, processor, "mr", max_label_tokens=40).dataset.with_format("numpy")
+    sot = tok.convert_tokens_to_ids("<|startoftranscript|>")
+    batch = data.DataCollatorSpeechSeq2SeqWithPadding(processor, sot)([rows[i] for i in range(len(rows))])
+    assert batch["input_features"].shape[1:] == (processor.feature_extractor.feature_size, 3000)
+    assert tok.convert_ids_to_tokens(int(batch["labels"][0, 0])) == "<|mr|>"  # start token stripped
 
 
 def test_collator_pads_masks_and_strips_start_token(processor):
