@@ -45,10 +45,10 @@ def test_rate_and_variant_change_the_audio():
 
 def test_same_input_nearly_same_audio():
     """eSpeak is not bit-exact from call to call (its pitch flutter and breath noise carry state between
-    utterances), but the same text, voice and rate give the same speech to within a few milliseconds."""
+    utterances), but the same text, voice and rate give the same speech to within a few percent of its length."""
     a, sr = synth.speak(SAMPLES["mr"], "mr+f2", rate=160)
     b, _ = synth.speak(SAMPLES["mr"], "mr+f2", rate=160)
-    assert abs(a.size - b.size) < 0.02 * sr
+    assert abs(a.size - b.size) < 0.05 * a.size
 
 
 def test_thread_safe():
@@ -70,7 +70,9 @@ def test_thread_safe():
     for sizes, want in zip(results, expected):
         assert len(sizes) == 3
         for got in sizes:
-            assert abs(got - want) < 0.02 * want, (got, want)
+            # eSpeak itself varies by up to ~3% between identical calls; a lost lock shows as merged chunks
+            # (double length) or another thread's rate (140 vs 200 wpm: ~30%).
+            assert abs(got - want) < 0.05 * want, (got, want)
 
 
 def test_bad_input_is_a_user_error():
