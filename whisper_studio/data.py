@@ -109,6 +109,23 @@ def _looks_like_locale(name: str) -> bool:
     return key in _OTHER_CV_LOCALES or any(key == lang.locale.casefold() for lang in languages.LANGUAGES)
 
 
+def _subdirs(root: Path, depth: int = 3) -> list[Path]:
+    """Folders below `root` down to `depth`, never entering clips/ (a million files in big releases)."""
+    out, level = [], [root]
+    for _ in range(depth):
+        nxt = []
+        for folder in level:
+            try:
+                with os.scandir(folder) as entries:
+                    nxt += [Path(e.path) for e in entries
+                            if e.is_dir() and e.name != "clips" and not e.name.startswith(".")]
+            except OSError:
+                continue
+        out += sorted(nxt)
+        level = nxt
+    return out
+
+
 def find_locale_dir(path: str | os.PathLike, locale: str) -> Path:
     """The `<locale>` folder of a release given the folder itself, its parent (`cv-corpus-*`) or the
     extraction root above that. `DataSourceError` saying what is there when it is not the expected one."""
@@ -118,22 +135,19 @@ def find_locale_dir(path: str | os.PathLike, locale: str) -> Path:
     if not root.is_dir():
         raise DataSourceError(f"{root} is a file; give the Common Voice release folder (cv-corpus-*/{locale}).")
     want = locale.casefold()
-    candidates = [root / locale, *sorted(root.glob(f"*/{locale}")), *sorted(root.glob(f"*/*/{locale}"))]
-    # Locale folder names are case-sensitive on disk but people type "zh-cn": match case-insensitively too.
-    candidates += [p for p in sorted(root.glob("*")) + sorted(root.glob("*/*")) + sorted(root.glob("*/*/*"))
-                   if p.is_dir() and p.name.casefold() == want]
-    for candidate in candidates:
-        if candidate.is_dir() and _has_tsvs(candidate):
-            return candidate
     if _has_tsvs(root):
-        if _looks_like_locale(root.name) and root.name.casefold() != want:
-            raise DataSourceError(
-                f"{root} holds Common Voice locale {root.name!r}, but the chosen language is {locale!r}. "
-                "Pick the matching language, or the folder of the language you want."
-            )
-        return root
-    found = sorted({p.parent.name for p in list(root.glob("*/train.tsv")) + list(root.glob("*/*/train.tsv"))
-                    + list(root.glob("*/*/*/train.tsv"))})
+        if root.name.casefold() == want or not _looks_like_locale(root.name):
+            return root
+        raise DataSourceError(
+            f"{root} holds Common Voice locale {root.name!r}, but the chosen language is {locale!r}. "
+            "Pick the matching language, or the folder of the language you want."
+        )
+    below = _subdirs(root)
+    # Locale folder names are case-sensitive on disk but people type "zh-cn": match case-insensitively.
+    for candidate in below:
+        if candidate.name.casefold() == want and _has_tsvs(candidate):
+            return candidate
+    found = sorted({p.name for p in below if _has_tsvs(p)})
     if found:
         raise DataSourceError(
             f"{root} has no {locale!r} folder; it holds Common Voice locale(s) {', '.join(found[:12])}. "
@@ -791,8 +805,7 @@ def prepare(ds, processor, language: str, task: str = "transcribe", max_label_to
     # 1. Cheap checks first (headers and tokenizer only), so long clips are never decoded.
     _report(progress, 0.0, "Checking clip lengths and transcripts")
     keep, long_audio, long_labels, unreadable = [], 0, 0, 0
-    sentences = ds["sentence"]
-    sentences = list(sentences)
+    sentences = [text if isinstance(text, str) else "" for text in ds["sentence"]]  # hub rows may hold None
     label_ids = tokenizer(sentences).input_ids if sentences else []
     for i, value in enumerate(_iter_audio(ds)):
         try:
