@@ -106,9 +106,10 @@ def tar_gz(folder_root: Path) -> bytes:
 # ---------------------------------------------------------------------------------------------- cv-folder
 def test_cv_folder_from_release_root(tmp_path):
     make_release(tmp_path / "rel")
-    report = data.LoadReport()
+    report, calls = data.LoadReport(), []
     dsd = data.load_source(SourceConfig(kind="cv-folder", language="Marathi", path=str(tmp_path / "rel")),
-                           report=report)
+                           report=report, progress=lambda fraction, message: calls.append((fraction, message)))
+    assert calls and calls[-1][0] == 1.0 and all(0 <= f <= 1 for f, _ in calls)
     assert set(dsd) == {"train", "test"}
     train = dsd["train"]
     assert train.column_names == list(data.COLUMNS)
