@@ -1,0 +1,215 @@
+"""Evaluation: WER scoring, word alignment, and a real evaluate_run on the tiny random model with a LoRA adapter.
+
+The tiny model has random weights, so its transcripts are gibberish; what is checked is the machinery: the
+base pass really is the base model, the adapted pass really uses the adapter, the numbers in eval.json are
+the WER of the rows it contains, and the command line prints what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from whisper_studio import evaluation, runfolder
+from whisper_studio.config import SourceConfig, TrainConfig
+from whisper_studio.errors import JobError
+from whisper_studio.evaluation import corpus_wer, normalizer_for, word_errors
+
+# English references with case, punctuation and British spellings, so raw and normalized WER must differ.
+SENTENCES = [
+    "The colour of the sky is grey.",
+    "Mr. Smith organised 20 meetings!",
+    "Hello, world.",
+    "She analysed the theatre's programme.",
+    "Good morning",
+]
+
+
+# --- scoring, no model -----------------------------------------------------------------------------------
+def test_word_errors_on_known_strings():
+    assert word_errors("the cat sat", "the cat sat") == [("equal", "the", "the"), ("equal", "cat", "cat"), ("equal", "sat", "sat")]
+    assert word_errors("the cat sat", "the bat sat") == [("equal", "the", "the"), ("substitute", "cat", "bat"), ("equal", "sat", "sat")]
+    assert word_errors("the cat sat down", "the sat down") == [
+        ("equal", "the", "the"), ("delete", "cat", None), ("equal", "sat", "sat"), ("equal", "down", "down")]
+    assert word_errors("a b", "a x b") == [("equal", "a", "a"), ("insert", None, "x"), ("equal", "b", "b")]
+    assert word_errors("", "") == []
+    assert word_errors("", "hello there") == [("insert", None, "hello"), ("insert", None, "there")]
+    assert word_errors("hello there", "  ") == [("delete", "hello", None), ("delete", "there", None)]
+    # raw: case and punctuation are errors; normalized: they are not
+    assert [op for op, _, _ in word_errors("Hello, World.", "hello world")] == ["substitute", "substitute"]
+    assert [op for op, _, _ in word_errors("Hello, World.", "hello world", normalize=normalizer_for("en")[1])] == ["equal", "equal"]
+    # the error count equals jiwer's edit count, so marked errors and the WER always agree
+    ref, hyp = "one two three four five six", "one too three five six seven eight"
+    ops = word_errors(ref, hyp)
+    out = jiwer.process_words(ref, hyp)
+    assert sum(op != "equal" for op, _, _ in ops) == out.substitutions + out.deletions + out.insertions
+
+
+def test_normalizers():
+    name, norm = normalizer_for("en")
+    assert name == "whisper-english"
+    # the bundled spelling map (british -> american) and Whisper's English rules are in effect
+    assert norm("The colour of the theatre, Mr. Smith!") == "the color of the theater mister smith"
+    name, norm = normalizer_for("mr")
+    assert name == "whisper-basic"
+    # Whisper's basic normalizer replaces vowel signs by spaces: the reason raw WER is reported too
+    assert norm("मराठी भाषा.").split() == ["मर", "ठ", "भ", "ष"]
+    assert normalizer_for("sv-SE")[0] == "whisper-basic"
+
+
+def test_corpus_wer_weights_by_words_not_by_clips():
+    refs = ["a b c d e f g h i j", "x y"]
+    hyps = ["a b c d e f g h i j", "q r"]
+    # 2 errors over 12 reference words; a mean of per-clip rates would say (0 + 1) / 2 = 0.5
+    assert corpus_wer(refs, hyps) == pytest.approx(2 / 12)
+
+
+# --- the real thing on the tiny model ---------------------------------------------------------------------
+def _write_cv_folder(root: Path) -> Path:
+    """A Common Voice-layout folder (en/test.tsv + clips/) with short synthetic clips."""
+    import soundfile as sf
+
+    locale_dir = root / "en"
+    clips = locale_dir / "clips"
+    clips.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment"]
+    for i, sentence in enumerate(SENTENCES):
+        t = np.arange(int(16000 * (0.6 + 0.2 * i))) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * (180 + 40 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        name = f"clip_{i}.wav"
+        sf.write(clips / name, wave.astype(np.float32), 16000)
+        lines.append(f"test\t{name}\t{sentence}\t2\t0\t\t\t\ten\t")
+    (locale_dir / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (locale_dir / "train.tsv").write_text(lines[0] + "\n" + lines[1] + "\n", encoding="utf-8")
+    return locale_dir
+
+
+def _write_adapter(model_dir: Path, out: Path) -> Path:
+    """A LoRA adapter made with peft directly, with large random weights so it visibly changes the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir))
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 2.0)
+    peft_model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def short_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny random model, decoding at most 20 tokens. Random weights never emit end-of-text, so every
+    transcript would run to Whisper's 448-token limit (about a minute per batch on a shared CPU)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("short-model") / "tiny-short"
+    shutil.copytree(tiny_model_dir, out)
+    gen_path = out / "generation_config.json"
+    gen = json.loads(gen_path.read_text(encoding="utf-8"))
+    gen["max_length"] = 24  # 4 prompt tokens + 20
+    gen_path.write_text(json.dumps(gen), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def eval_run(short_model_dir, tmp_path_factory):
+    """A finished run folder: config.json (tiny model, cv-folder source), adapter/, status finished."""
+    tiny_model_dir = short_model_dir
+    root = tmp_path_factory.mktemp("eval")
+    locale_dir = _write_cv_folder(root / "cv")
+    run_dir = root / "runs" / "20260101-000000-en-tiny"
+    run_dir.mkdir(parents=True)
+    cfg = TrainConfig(model=str(tiny_model_dir), language="en", load_in_8bit=False, batch_size=1,
+                      source=SourceConfig(kind="cv-folder", language="en", path=str(locale_dir)), output_dir=str(run_dir))
+    cfg.save(run_dir / runfolder.CONFIG)
+    runfolder.write_status(run_dir, runfolder.RunStatus(state="finished"))
+    _write_adapter(tiny_model_dir, run_dir / runfolder.ADAPTER)
+    return run_dir
+
+
+def test_evaluate_run_writes_rows_whose_wer_matches_jiwer(eval_run):
+    seen = []
+    result = evaluation.evaluate_run(eval_run, batch_size=2, progress=lambda f, m: seen.append((f, m)))
+    assert result.n == len(SENTENCES) == len(result.rows)
+    assert [r.reference for r in result.rows] == SENTENCES
+    assert all(r.audio and Path(r.audio).is_file() for r in result.rows)
+    assert {r.id for r in result.rows} == {f"clip_{i}" for i in range(len(SENTENCES))}
+    assert result.normalizer == "whisper-english"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and any(0 < f < 1 for f in fractions)
+
+    saved = json.loads((eval_run / runfolder.EVAL).read_text(encoding="utf-8"))
+    assert set(saved["summary"]) == {"base_wer", "adapted_wer", "base_wer_normalized", "adapted_wer_normalized", "n"}
+    rows = saved["rows"]
+    assert len(rows) == len(SENTENCES)
+    for key in ("id", "audio", "reference", "base", "adapted", "base_wer", "adapted_wer", "delta"):
+        assert all(key in r for r in rows), key
+    refs = [r["reference"] for r in rows]
+    # corpus numbers recomputed from the saved rows with jiwer directly
+    assert saved["base_wer"] == pytest.approx(jiwer.wer(refs, [r["base"] for r in rows]))
+    assert saved["adapted_wer"] == pytest.approx(jiwer.wer(refs, [r["adapted"] for r in rows]))
+    norm = normalizer_for("en")[1]
+    assert saved["base_wer_normalized"] == pytest.approx(jiwer.wer([norm(x) for x in refs], [norm(r["base"]) for r in rows]))
+    assert saved["adapted_wer_normalized"] == pytest.approx(jiwer.wer([norm(x) for x in refs], [norm(r["adapted"]) for r in rows]))
+    for r in rows:
+        assert r["base_wer"] == pytest.approx(jiwer.wer(r["reference"], r["base"]))
+        assert r["adapted_wer"] == pytest.approx(jiwer.wer(r["reference"], r["adapted"]))
+        assert r["delta"] == pytest.approx(r["adapted_wer"] - r["base_wer"])
+        assert r["reference_normalized"] == norm(r["reference"])
+    # the adapter (large random LoRA weights) changes the output: the adapted pass is not the base pass
+    assert any(r["base"] != r["adapted"] for r in rows)
+    loaded = evaluation.load_eval(eval_run)
+    assert loaded.summary() == result.summary() and loaded.rows[0] == result.rows[0]
+
+
+def test_base_pass_is_the_plain_base_model(eval_run, short_model_dir):
+    """The base column must be the model without the adapter (adapter disabled), not a second adapted pass."""
+    from whisper_studio.audio import load_audio
+    from whisper_studio.transcribe import Transcriber
+
+    result = evaluation.evaluate_run(eval_run, max_samples=2, batch_size=2)
+    assert result.n == 2
+    plain = Transcriber(str(short_model_dir))  # a separate instance that never saw an adapter
+    arrays = [load_audio(r.audio) for r in result.rows]
+    expected = plain.transcribe_batch(arrays, language="en", task="transcribe", adapted=False, batch_size=2)
+    assert [r.base for r in result.rows] == [t.strip() for t in expected]
+
+
+def test_cli_json_prints_exactly_one_object(eval_run, capsys):
+    from whisper_studio.cli import main
+
+    assert main(["evaluate", str(eval_run), "--max-samples", "3", "--batch-size", "3", "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)  # the whole of stdout is one JSON object
+    assert set(data) == {"base_wer", "adapted_wer", "base_wer_normalized", "adapted_wer_normalized", "n"}
+    assert data["n"] == 3 and all(isinstance(data[k], float) for k in data if k != "n")
+
+    assert main(["evaluate", str(eval_run), "--max-samples", "2", "--batch-size", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "base" in table and "adapted" in table and "normalized" in table and "eval.json" in table
+
+
+def test_run_without_adapter_is_a_clear_error(tmp_path, capsys):
+    run_dir = tmp_path / "20260101-000000-no-adapter"
+    run_dir.mkdir()
+    TrainConfig(language="en", output_dir=str(run_dir)).save(run_dir / runfolder.CONFIG)
+    runfolder.write_status(run_dir, runfolder.RunStatus(state="failed", error="out of memory"))
+    with pytest.raises(JobError, match="no adapter.*failed.*out of memory"):
+        evaluation.evaluate_run(run_dir)
+    from whisper_studio.cli import main
+
+    assert main(["evaluate", str(run_dir), "--json"]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and "no adapter" in err.err
+    with pytest.raises(JobError, match="No run folder"):
+        evaluation.evaluate_run(tmp_path / "missing")
