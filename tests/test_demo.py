@@ -81,6 +81,20 @@ def test_english_agreement():
         assert not re.search(r"\b(not|any) \w* ?some\b", s), s
 
 
+def test_french_elision_and_portuguese_numbers():
+    for s in sentences.generate("fr", 1500):
+        assert not re.search(r"\b(je|ne|le|la|que) [aeiouyéèêâh]", s, re.I), s  # j'achète, n'a, l'orange, qu'il
+        assert not re.search(r"\bun (chaise|lampe|table|pomme|orange)\b|\bune (sac|livre|vélo|film)\b", s), s
+    from whisper_studio.sentences import pt
+
+    feminine = {n[1] for nouns in pt.NOUNS.values() for n in nouns if n[2] == "f"}
+    for s in sentences.generate("pt", 1500):
+        toks = s.rstrip(".?").split()
+        for a, b in zip(toks, toks[1:]):
+            if a == "dois":
+                assert b not in feminine, s  # duas cadeiras
+
+
 def test_german_articles_agree_with_gender():
     from whisper_studio.sentences import de
 

@@ -18,9 +18,17 @@ SAMPLES = {
     "ta": "என் அக்கா நேற்று நூலகத்தில் ஒரு புதிய புத்தகம் படித்தாள்.",
     "de": "Meine Schwester liest jeden Morgen ein Buch im Garten.",
     "es": "Mi hermano compró una mesa vieja en el mercado.",
+    "fr": "Ma sœur lit un livre intéressant dans le jardin.",
+    "pt-br": "Meu irmão comprou uma mesa velha no mercado.",
 }
 
 pytestmark = pytest.mark.skipif(not synth.available(), reason="eSpeak NG (espeakng-loader) does not load here")
+
+
+def test_samples_cover_every_demo_voice():
+    from whisper_studio import demo
+
+    assert set(demo.BASE_VOICE.values()) == set(SAMPLES)
 
 
 @pytest.mark.parametrize("voice", list(SAMPLES))
