@@ -319,3 +319,87 @@ def test_command_line_shows_only_non_default_flags():
     for default_flag in ("--batch-size", "--dropout", "--seed", "--warmup-steps", "--precision", "--grad-accum"):
         assert default_flag not in line
     assert jobs.command_line(_cfg()) == "python -m whisper_studio train --model bundled/whisper-base --language mr"
+
+
+def test_command_line_round_trips_through_train_cli(tmp_path):
+    """The shown command, parsed by train.py's own parser, gives back the same configuration."""
+    import shlex
+
+    train = pytest.importorskip("whisper_studio.train")
+    from whisper_studio.cli import build_parser
+
+    cfg = TrainConfig(
+        model="bundled/whisper-base", language="hi", task="translate", epochs=2.5, learning_rate=3e-4, warmup_steps=3,
+        batch_size=4, grad_accum=2, load_in_8bit=False, precision="fp32", seed=7, logging_steps=5,
+        max_train_samples=100, max_test_samples=20, run_name="hindi try 1", eval_each_epoch=True,
+        lora=LoraSpec(rank=16, alpha=24, dropout=0.1, target_modules=("q_proj", "k_proj", "v_proj", "out_proj")),
+        source=SourceConfig(kind="cv-folder", language="hi", path=str(tmp_path / "cv corpus")),
+        output_dir=str(tmp_path / "run"),
+    )
+    line = jobs.command_line(cfg, include_out=True)
+    argv = shlex.split(line)
+    assert argv[:4] == ["python", "-m", "whisper_studio", "train"]
+    args = build_parser().parse_args(argv[3:])
+    parsed, run_dir = train.config_from_args(args)
+    # --out is the run folder; train.py writes it into output_dir when the run starts
+    assert {**parsed.to_dict(), "output_dir": None} == {**cfg.to_dict(), "output_dir": None}
+    assert run_dir == tmp_path / "run"
+    # without include_out the line makes a new run folder instead of writing into this one
+    assert "--out" not in jobs.command_line(cfg)
+
+
+# --- the real training job --------------------------------------------------------------------------------
+def _cv_folder(root: Path, n_train: int, n_test: int) -> Path:
+    """A Common Voice-layout English folder with short synthetic clips (tones; the model is random anyway)."""
+    import numpy as np
+    import soundfile as sf
+
+    locale_dir = root / "en"
+    (locale_dir / "clips").mkdir(parents=True)
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment"
+    words = "the quick brown fox jumps over a lazy dog near river bank today".split()
+    for split, n in (("train", n_train), ("test", n_test)):
+        lines = [header]
+        for i in range(n):
+            t = np.arange(int(16000 * 0.8)) / 16000
+            name = f"{split}_{i}.wav"
+            sf.write(locale_dir / "clips" / name, (0.3 * np.sin(2 * np.pi * (150 + 25 * i) * t)).astype(np.float32), 16000)
+            lines.append(f"c\t{name}\t{' '.join(words[i % 5:i % 5 + 4])}\t2\t0\t\t\t\ten\t")
+        (locale_dir / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return locale_dir
+
+
+@pytest.mark.slow
+def test_real_training_job_streams_metrics_and_stops_with_adapter(runs_root, tiny_model_dir, tmp_path):
+    """`python -m whisper_studio train` on the tiny model, started, watched and stopped through JobManager."""
+    cfg = TrainConfig(
+        model=str(tiny_model_dir), language="en", load_in_8bit=False, precision="fp32",
+        source=SourceConfig(kind="cv-folder", language="en", path=str(_cv_folder(tmp_path / "cv", 4, 2))),
+        lora=LoraSpec(rank=4, alpha=8), epochs=200.0, batch_size=2, warmup_steps=0, max_train_samples=4,
+        run_name="real-tiny",
+    )
+    manager = JobManager(runs_root)  # the real command
+    info = manager.start(cfg)
+    try:
+        with pytest.raises(JobError, match="real-tiny"):
+            JobManager(runs_root).start(cfg)
+        # While it trains, every metrics line is whole JSON and progress numbers move.
+        def trained_steps():
+            run = manager.get(info.run_id)
+            assert run.state in ("queued", "running"), (run.state, run.error, jobs.tail_log(info.run_dir))
+            raw = (info.run_dir / runfolder.METRICS).read_text(encoding="utf-8") if (info.run_dir / runfolder.METRICS).exists() else ""
+            for line in raw.splitlines(keepends=True):
+                if line.endswith("\n"):
+                    json.loads(line)
+            return run.step >= 2 and any(m.get("type") == "train" for m in runfolder.read_metrics(info.run_dir))
+        _wait(trained_steps, timeout=240, every=0.2)
+        p = jobs.progress(manager.get(info.run_id))
+        assert p["alive"] and p["total"] == 400 and p["step"] >= 2 and p["loss"] is not None
+    finally:
+        stopped = manager.stop(info.run_id, grace=60)
+    assert stopped.state == "stopped", (stopped.state, stopped.error, jobs.tail_log(info.run_dir))
+    assert stopped.message and "adapter saved" in stopped.message  # the job's own words: it handled SIGTERM
+    assert stopped.has_adapter and not stopped.alive
+    assert "train" in jobs.tail_log(info.run_dir, 200).lower()
+    # after an app restart the run is still listed, with its final state
+    assert [(r.run_id, r.state) for r in JobManager(runs_root).list_runs()] == [(info.run_id, "stopped")]

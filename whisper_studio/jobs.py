@@ -492,11 +492,13 @@ _DEFAULT_SOURCE = SourceConfig()
 _DEFAULT_LORA = LoraSpec()
 
 
-def command_line(cfg: TrainConfig, *, python: str = "python") -> str:
+def command_line(cfg: TrainConfig, *, python: str = "python", include_out: bool = False) -> str:
     """The `python -m whisper_studio train ...` line that runs `cfg` headless (only non-default flags).
 
     Flags that train.py's parser does not define are left out rather than shown wrong, so the line always
-    runs; with train.py importable the flag set is read from its parser."""
+    runs; with train.py importable the flag set is read from its parser. `--out` is left out unless asked
+    for: a started run's config names its own folder, and pasting the line should make a new run, not write
+    into that one."""
     available = _train_flags()
     parts: list[str] = [python, "-m", "whisper_studio", "train"]
 
@@ -562,7 +564,7 @@ def command_line(cfg: TrainConfig, *, python: str = "python") -> str:
         add("--eval-each-epoch", switch=True)
     if cfg.run_name:
         add("--run-name", cfg.run_name)
-    if cfg.output_dir:
+    if include_out and cfg.output_dir:
         add("--out", cfg.output_dir)
     return " ".join(shlex.quote(p) for p in parts)
 
