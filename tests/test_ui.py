@@ -217,10 +217,15 @@ def test_saved_evaluation_is_shown_from_disk(runs_root):
     from whisper_studio.ui import evaluate_tab
 
     run_dir = make_run(runs_root, "20260101-000000-done", state="finished", adapter=True)
-    (run_dir / "eval.json").write_text(json.dumps({
-        "base_wer": 0.5, "adapted_wer": 0.25, "base_wer_normalized": 0.4, "adapted_wer_normalized": 0.2, "n": 2,
-        "rows": [{"reference": "a b", "base": "a c", "adapted": "a b"}, {"reference": "c d", "base": "x y",
-                                                                          "adapted": "c y"}]}), encoding="utf-8")
+    from whisper_studio.evaluation import EvalResult, UtteranceRow
+
+    rows = [UtteranceRow(id="1", audio=None, reference="a b", base="a c", adapted="a b", base_wer=0.5,
+                         adapted_wer=0.0, delta=-0.5),
+            UtteranceRow(id="2", audio=None, reference="c d", base="x y", adapted="c y", base_wer=1.0,
+                         adapted_wer=0.5, delta=-0.5)]
+    result = EvalResult(base_wer=0.5, adapted_wer=0.25, base_wer_normalized=0.4, adapted_wer_normalized=0.2, n=2,
+                        rows=rows)
+    (run_dir / "eval.json").write_text(json.dumps(result.to_dict()), encoding="utf-8")
     update = evaluate_tab.refresh_runs(None)
     assert update["value"] == "20260101-000000-done"
     frame, summary, rows, html = evaluate_tab.show_saved("20260101-000000-done", "order")

@@ -7,7 +7,7 @@ folders only (see ui.launch_kwargs).
 
 from __future__ import annotations
 
-import json
+import shutil
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,32 @@ def marked(ref: str, hyp: str) -> tuple[str, int]:
     return " ".join(out) or "<i>(empty)</i>", errors
 
 
-def _audio_url(path: str | None) -> str | None:
-    if not path or not Path(path).is_file():
+def _servable(path: Path, run_dir: Path | None) -> Path:
+    """Gradio serves files only from the folders allowed at launch (cache and runs); a clip elsewhere (a local
+    Common Voice folder) is copied next to the run's eval.json once."""
+    from whisper_studio.paths import cache_dir, runs_dir
+
+    resolved = path.resolve()
+    for root in (cache_dir(), runs_dir()):
+        if resolved.is_relative_to(root.resolve()):
+            return resolved
+    if run_dir is None:
+        return resolved
+    target = run_dir / "eval_clips" / f"{abs(hash(str(resolved))) % 10**12}{resolved.suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resolved, target)
+    return target.resolve()
+
+
+def _audio_url(path: str | None, run_dir: Path | None = None) -> str | None:
+    if not path or not isinstance(path, str) or not Path(path).is_file():
         return None
     # Relative URL: works at the server root and behind a path prefix (Spaces, reverse proxies).
-    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
+    return "gradio_api/file=" + urllib.parse.quote(str(_servable(Path(path), run_dir)))
 
 
-def table_rows(rows: list[Any]) -> list[dict]:
+def table_rows(rows: list[Any], run_dir: Path | None = None) -> list[dict]:
     """Engine rows (objects or eval.json dicts) -> what the HTML table needs, computed once per evaluation."""
     out = []
     for i, row in enumerate(rows):
@@ -99,7 +117,7 @@ def table_rows(rows: list[Any]) -> list[dict]:
         out.append({
             "i": i + 1,
             "id": _get(row, "id", default=str(i + 1)),
-            "audio": _audio_url(_get(row, "audio_path", "path", "audio")),
+            "audio": _audio_url(_get(row, "audio_path", "path", "audio"), run_dir),
             "ref": esc(ref),
             "base": base_html,
             "adapted": adapted_html,
@@ -154,6 +172,9 @@ def summary(result: Any, run_id: str) -> str:
     f = wer_frame(result).set_index("WER of")["WER %"].to_dict()
     n = _get(result, "n", default=len(_get(result, "rows", default=[]) or []))
     parts = [f"**{esc(run_id)}** on {n} held-out clips"]
+    skipped = _get(result, "skipped", default=[]) or []
+    if skipped:
+        parts.append(f"{len(skipped)} undecodable clips skipped")
     if "raw · base" in f and "raw · adapted" in f:
         parts.append(f"WER base {f['raw · base']:.1f}% → adapted {f['raw · adapted']:.1f}%")
     if "normalized · base" in f and "normalized · adapted" in f:
@@ -161,8 +182,8 @@ def summary(result: Any, run_id: str) -> str:
     return " · ".join(parts)
 
 
-def _outputs(result: Any, run_id: str, sort: str):
-    rows = table_rows(_get(result, "rows", default=[]) or [])
+def _outputs(result: Any, run_id: str, sort: str, run_dir: Path | None = None):
+    rows = table_rows(_get(result, "rows", default=[]) or [], run_dir)
     return wer_frame(result), summary(result, run_id), rows, render_table(rows, sort)
 
 
@@ -186,15 +207,13 @@ def show_saved(run_id, sort):
     empty = (pd.DataFrame(columns=["WER of", "model", "WER %"]), "", [], render_table([], sort))
     if not run_id:
         return empty
+    from whisper_studio.evaluation import load_eval
+
     info = common.find_run(run_id)
-    path = Path(info.run_dir) / "eval.json"
-    if not path.is_file():
-        return (*empty[:1], f"**{esc(run_id)}** has not been evaluated yet.", [], render_table([], sort))
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return empty
-    return _outputs(result, run_id, sort)
+    result = load_eval(info.run_dir)
+    if result is None:
+        return (*empty[:1], f"**{esc(info.name)}** has not been evaluated yet.", [], render_table([], sort))
+    return _outputs(result, info.name, sort, Path(info.run_dir))
 
 
 @handler("Evaluating")
@@ -209,7 +228,7 @@ def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
     n = int(max_clips) if max_clips else None
     progress(0, desc="Loading the model")
     result = evaluate_run(info.run_dir, max_samples=n, progress=progress_callback(progress, "Transcribing"))
-    return _outputs(result, run_id, sort)
+    return _outputs(result, info.name, sort, Path(info.run_dir))
 
 
 def resort(rows, sort):

@@ -80,7 +80,7 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
     progress(0.5, desc="Transcribing")
     lang = None if not language or language == "auto" else language
     base, adapted = t.transcribe_both(audio, language=lang, task="transcribe")
-    seconds = len(audio) / 16000
+    seconds = base.audio_seconds or len(audio) / 16000
     base_label = f"Base ({Path(model.rstrip('/')).name}) · {base.seconds:.2f} s for {seconds:.1f} s of audio"
     if adapted is None:
         adapted_out = gr.update(value="", label="Adapted · no adapter chosen")

@@ -16,6 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
+SPEECH_WAV = REPO / "assets" / "examples" / "en_1.wav"  # fed to the fake microphone
+TABS = ("Data", "Train", "Evaluate", "Try it")
+VIEWPORT = {"width": 1280, "height": 900}
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",

@@ -1,0 +1,179 @@
+"""Whisper Studio in a real (headless) Chromium: tabs, a live tiny training run, the microphone."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from studio_browser import SPEECH_WAV, TABS
+
+pytestmark = pytest.mark.browser
+
+LINE = '#loss-plot path[aria-roledescription="line mark"]'
+
+
+def open_tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def pick(page, elem_id, typed, option):
+    """Choose a dropdown option by typing to filter it, then clicking it."""
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} input").fill(typed)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def set_number(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input")
+    box.fill(str(value))
+    box.press("Tab")  # Gradio reads a Number on blur
+
+
+def status_text(page):
+    return page.locator("#train-status").inner_text()
+
+
+def drawn_line(page) -> dict:
+    """The loss line as drawn: point count from its path, and its computed stroke (the LinePlot pitfall: points
+    in the DOM but no stroke gives a blank chart)."""
+    return page.evaluate(
+        """(sel) => {
+            const p = document.querySelector(sel);
+            if (!p) return {points: 0, stroke: null, width: 0};
+            const d = p.getAttribute('d') || '';
+            const cs = getComputedStyle(p);
+            return {points: (d.match(/[ML]/g) || []).length, stroke: p.getAttribute('stroke') || cs.stroke,
+                    opacity: cs.strokeOpacity, width: parseFloat(cs.strokeWidth || '0'), d: d.slice(0, 80)};
+        }""",
+        LINE,
+    )
+
+
+def wait_for(predicate, timeout, interval=0.5, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_every_tab_opens_without_page_errors(page, studio):
+    expect = {"Data": "#source", "Train": "#loss-plot", "Evaluate": "#wer-plot", "Try it": "#mic-audio"}
+    for tab in TABS:
+        open_tab(page, tab)
+        page.wait_for_selector(expect[tab], state="visible")
+        page.wait_for_timeout(300)
+    assert page.errors == [], page.errors
+    # The key field masks what is typed.
+    open_tab(page, "Data")
+    page.get_by_label("Common Voice via the Mozilla Data Collective").check()
+    assert page.locator("#mdc-key input").get_attribute("type") == "password"
+
+
+def test_wrong_folder_is_a_message_in_the_page(page):
+    page.get_by_label("Local Common Voice folder").check()
+    page.locator("#cv-folder textarea").fill("/nonexistent/cv-corpus/en")
+    page.locator("#load-btn").click()
+    toast = page.locator('[data-testid="toast-text"]').first
+    toast.wait_for()
+    assert "/nonexistent/cv-corpus/en" in toast.inner_text()
+    assert "Traceback" not in page.content()
+
+
+def test_tiny_training_draws_live_loss_survives_reload_and_stops(page, studio, tiny_model_dir):
+    # Data tab: English demo corpus (synthetic speech), chosen by typing into the searchable dropdown.
+    pick(page, "language", "Engl", "English (en)")
+    # Train tab: the tiny random model (offered through WHISPER_STUDIO_EXTRA_MODELS), a few small steps.
+    open_tab(page, "Train")
+    pick(page, "model", tiny_model_dir.name, f"{tiny_model_dir.name} (local folder)")
+    set_number(page, "lora-rank", 4)
+    set_number(page, "lora-alpha", 8)
+    set_number(page, "epochs", 3)
+    set_number(page, "batch-size", 4)
+    set_number(page, "max-train", 16)
+    page.locator("#in8bit input").uncheck()  # CPU: 8-bit is slower, and this test is about the page
+    page.locator("#start-btn").click()
+    wait_for(lambda: "tiny" in status_text(page) and re.search(r"running|queued", status_text(page)), 30,
+             what="the new run in the status")
+    command = page.locator("#train-command textarea").input_value()
+    assert "whisper_studio train" in command and "--language en" in command and "--no-8bit" in command
+
+    # The loss line gains points and is really drawn.
+    first = wait_for(lambda: (lambda l: l if l["points"] >= 2 else None)(drawn_line(page)), 150, 1.0,
+                     "two loss points")
+    assert first["stroke"] not in (None, "", "none", "transparent") and first["width"] > 0, first
+    assert first["opacity"] not in ("0",), first
+    status = status_text(page)
+    assert re.search(r"step \d+ of \d+", status) and "elapsed" in status and "samples/s" in status, status
+    assert "step" in page.locator("#train-log textarea").input_value()
+    run_id = re.search(r"\d{8}-\d{6}-[\w.-]+", status).group(0)
+
+    # A second Start while it runs: told which run is busy, nothing else happens.
+    page.locator("#start-btn").click()
+    toast = page.locator('[data-testid="toast-text"]').filter(has_text="already running").first
+    toast.wait_for(timeout=15_000)
+    assert "tiny" in toast.inner_text()
+
+    # Reload: the live run is shown again, with its plot, read from disk.
+    page.reload()
+    page.wait_for_selector("#language")
+    open_tab(page, "Train")
+    wait_for(lambda: run_id in status_text(page), 15, what="the live run after reload")
+    wait_for(lambda: drawn_line(page)["points"] >= 2, 15, what="the plot after reload")
+
+    # Stop: the job ends and the page says so.
+    stop = page.locator("#stop-btn")
+    wait_for(lambda: stop.is_enabled(), 10, what="Stop enabled")
+    t0 = time.monotonic()
+    stop.click()
+    wait_for(lambda: re.search(r"stopped|finished", status_text(page)), 30, 0.2, "the stopped state")
+    print(f"\nStop -> stopped shown in {time.monotonic() - t0:.1f} s")
+    assert page.errors == [], page.errors
+
+
+@pytest.fixture(scope="session")
+def base_adapter_run(browser_runs):
+    """A finished run on the bundled base with a freshly initialised (untrained) LoRA adapter, as train.py
+    saves it: the adapter really loads and runs, and base and adapted text are both real transcripts."""
+    from whisper_studio import runfolder
+    from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
+    from whisper_studio.models import attach_lora, load_model
+
+    run_dir = browser_runs / "20260101-000000-base-lora"
+    run_dir.mkdir()
+    spec = LoraSpec(rank=4, alpha=8)
+    cfg = TrainConfig(model="bundled/whisper-base", language="en", source=SourceConfig(kind="demo", language="en"),
+                      lora=spec, output_dir=str(run_dir), run_name="base-lora")
+    cfg.save(run_dir)
+    attach_lora(load_model("bundled/whisper-base"), spec, prepare_kbit=False).save_pretrained(str(run_dir / "adapter"))
+    now = time.time()
+    runfolder.write_status(run_dir, runfolder.RunStatus(state="finished", step=1, total_steps=1, started=now - 5,
+                                                        finished=now))
+    return run_dir
+
+
+def test_microphone_recording_is_transcribed_base_and_adapted(page, base_adapter_run):
+    expected = json.loads((SPEECH_WAV.parent / "examples.json").read_text())[0]
+    assert expected["file"] == SPEECH_WAV.name
+    open_tab(page, "Try it")
+    page.locator("#adapter-refresh").click()  # the run was made after the page loaded
+    page.locator("#mic-audio button.record-button").click()
+    page.wait_for_timeout(int(expected["seconds"] * 1000) + 1500)  # the fake microphone loops the file
+    page.locator("#mic-audio button.stop-button").click()
+    page.locator("#mic-audio a[data-testid=download-link]").wait_for(timeout=20_000)
+    pick(page, "adapter-select", "base-lora", "base-lora · finished · whisper-base · en")
+    page.locator("#transcribe-btn").click()
+    base = wait_for(lambda: page.locator("#base-text textarea").input_value().strip(), 120, 1.0, "base text")
+    adapted = wait_for(lambda: page.locator("#adapted-text textarea").input_value().strip(), 30, 0.5,
+                       "adapted text")
+    words = set(re.findall(r"[a-z]+", expected["text"].lower()))
+    for text in (base, adapted):
+        heard = set(re.findall(r"[a-z]+", text.lower()))
+        assert len(words & heard) >= len(words) // 2, (text, expected["text"])  # real speech, not a beep
+    assert re.search(r"\d+\.\d+ s", page.locator("#base-text").inner_text())  # the time it took is shown
+    assert page.errors == [], page.errors
