@@ -108,9 +108,22 @@ def _sizes(n_train: int, n_dev: int, n_test: int) -> dict[str, int]:
     return sizes
 
 
+def _grammar_fingerprint(locale: str) -> str:
+    """A hash of the grammar's source: an edited grammar rebuilds a cached corpus even if nobody bumped
+    DEMO_VERSION (which is what the sentences, and so the splits, depend on)."""
+    from whisper_studio import sentences
+
+    folder = Path(sentences.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("__init__.py", f"{sentences.LANGUAGE_MODULES[locale]}.py"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _manifest(locale: str, sizes: dict[str, int], seed: int) -> dict:
     return {"generator_version": DEMO_VERSION, "locale": locale, "seed": seed, "sizes": sizes,
-            "speakers": [f"{v}@{r}" for v, r in speakers(locale)], "format": CLIP_FORMAT}
+            "grammar": _grammar_fingerprint(locale), "speakers": [f"{v}@{r}" for v, r in speakers(locale)],
+            "format": CLIP_FORMAT}
 
 
 def _matches(folder: Path, manifest: dict) -> bool:
@@ -349,38 +362,54 @@ def write_examples(out_dir: Path | str = EXAMPLES_DIR) -> list[dict]:
     return entries
 
 
+def _add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="demo_cmd", required=True)
+    b = sub.add_parser("build", help="build a demo corpus in the Common Voice layout (cached)")
+    b.add_argument("locale", nargs="+", help=f"one or more of: {' '.join(DEMO_LANGUAGES)} (or 'all')")
+    b.add_argument("--root", default=None, help="folder that gets <locale>/ (default: the cache)")
+    b.add_argument("--n-train", type=int, default=DEFAULT_SIZES["train"])
+    b.add_argument("--n-dev", type=int, default=DEFAULT_SIZES["dev"])
+    b.add_argument("--n-test", type=int, default=DEFAULT_SIZES["test"])
+    b.add_argument("--seed", type=int, default=0)
+    sub.add_parser("examples", help=f"rewrite the example clips in {EXAMPLES_DIR}")
+
+
+def _run(args) -> int:
+    if args.demo_cmd == "examples":
+        for entry in write_examples():
+            print(f"{entry['file']}\t{entry['seconds']} s\t{entry['text'][:60]}")
+        return 0
+    locales = DEMO_LANGUAGES if args.locale == ["all"] else args.locale
+    for locale in locales:
+        t = time.perf_counter()
+        folder = build_corpus(locale, args.root, n_train=args.n_train, n_dev=args.n_dev, n_test=args.n_test, seed=args.seed)
+        print(f"{locale}\t{folder}\t{time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """`python -m whisper_studio demo build mr` (when cli.SUBCOMMAND_MODULES lists this module)."""
+    parser = subparsers.add_parser("demo", help="synthetic demo data spoken by eSpeak NG",
+                                   description="Synthetic demo corpora (Common Voice layout) and example clips.")
+    _add_arguments(parser)
+    parser.set_defaults(func=_run)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """python -m whisper_studio.demo build LOCALE [--root DIR] [--n-train N ...] | examples"""
+    """python -m whisper_studio.demo build LOCALE... [--root DIR] [--n-train N ...] | examples"""
     import argparse
     import sys
 
     from whisper_studio.errors import StudioError
 
     parser = argparse.ArgumentParser(prog="python -m whisper_studio.demo", description="Synthetic demo data (eSpeak NG).")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build a demo corpus in the Common Voice layout")
-    b.add_argument("locale", nargs="+", help=f"one or more of: {' '.join(DEMO_LANGUAGES)} (or 'all')")
-    b.add_argument("--root", default=None)
-    b.add_argument("--n-train", type=int, default=DEFAULT_SIZES["train"])
-    b.add_argument("--n-dev", type=int, default=DEFAULT_SIZES["dev"])
-    b.add_argument("--n-test", type=int, default=DEFAULT_SIZES["test"])
-    b.add_argument("--seed", type=int, default=0)
-    sub.add_parser("examples", help=f"rewrite the example clips in {EXAMPLES_DIR}")
+    _add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "examples":
-            for entry in write_examples():
-                print(f"{entry['file']}\t{entry['seconds']} s\t{entry['text'][:60]}")
-            return 0
-        locales = DEMO_LANGUAGES if args.locale == ["all"] else args.locale
-        for locale in locales:
-            t = time.perf_counter()
-            folder = build_corpus(locale, args.root, n_train=args.n_train, n_dev=args.n_dev, n_test=args.n_test, seed=args.seed)
-            print(f"{locale}\t{folder}\t{time.perf_counter() - t:.1f} s")
+        return _run(args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

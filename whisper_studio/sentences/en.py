@@ -87,7 +87,7 @@ def _object(rng: random.Random, cls: str) -> str:
     """A noun phrase: a/an (+ adjective) + noun, 'the' + noun, 'some' + mass noun, or a number + plural."""
     noun, plural = rng.choice(NOUNS[cls])
     adj = rng.choice(ADJECTIVES[cls]) if rng.random() < 0.6 else None
-    if plural is None and adj in ("small", "big"):  # "some big rice": size does not go with mass nouns
+    if (plural is None and adj in ("small", "big")) or noun == "news":  # not "some big rice", "the long news"
         adj = None
     head = f"{adj} {noun}" if adj else noun
     r = rng.random()
