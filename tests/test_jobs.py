@@ -129,7 +129,8 @@ def test_progress_eta_while_running(runs_root, fake_job, monkeypatch):
     manager = JobManager(runs_root, command=fake_job)
     info = manager.start(_cfg())
     try:
-        _wait(lambda: len(jobs.read_metrics(info.run_dir)) >= 5)
+        # (the fake appends a step's metric line before it rewrites status.json, as train.py does)
+        _wait(lambda: manager.get(info.run_id).step >= 5)
         live = manager.get(info.run_id)
         p = jobs.progress(live)
         assert p["alive"] and p["total"] == 200 and 5 <= p["step"] < 200
@@ -370,8 +371,10 @@ def _cv_folder(root: Path, n_train: int, n_test: int) -> Path:
 
 
 @pytest.mark.slow
-def test_real_training_job_streams_metrics_and_stops_with_adapter(runs_root, tiny_model_dir, tmp_path):
+def test_real_training_job_streams_metrics_and_stops_with_adapter(runs_root, tiny_model_dir, tmp_path, monkeypatch):
     """`python -m whisper_studio train` on the tiny model, started, watched and stopped through JobManager."""
+    # The job inherits our environment: one torch thread, as a loaded shared CPU runs fastest that way.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = TrainConfig(
         model=str(tiny_model_dir), language="en", load_in_8bit=False, precision="fp32",
         source=SourceConfig(kind="cv-folder", language="en", path=str(_cv_folder(tmp_path / "cv", 4, 2))),

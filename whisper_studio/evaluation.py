@@ -223,33 +223,13 @@ def evaluate_model(
         from whisper_studio.transcribe import get_transcriber
 
         transcriber = get_transcriber(model_id)
-    transcriber.set_adapter(str(adapter_dir) if adapter_dir is not None else None)
-
-    rows: list[UtteranceRow] = []
-    skipped: list[dict[str, str]] = []
+    # The transcriber is process-wide: hold its (re-entrant) lock for the whole evaluation so another caller
+    # cannot switch its adapter between our base and adapted passes.
+    with getattr(transcriber, "_lock", None) or contextlib.nullcontext():
+        transcriber.set_adapter(str(adapter_dir) if adapter_dir is not None else None)
+        rows, skipped = _transcribe_all(transcriber, rows_in, code, task, adapter_dir is not None, batch_size,
+                                        normalize, report, audio_mod)
     total = len(rows_in)
-    # One batch at a time: the audio of a whole test split need not sit in memory, and progress moves.
-    for start in range(0, total, batch_size):
-        chunk = rows_in[start:start + batch_size]
-        arrays, kept = [], []
-        for i, row in enumerate(chunk):
-            clip_id = str(row.get("id", start + i))
-            try:
-                arrays.append(_decode(row.get("audio"), audio_mod))
-                kept.append((start + i, row))
-            except AudioError as exc:
-                skipped.append({"id": clip_id, "error": str(exc)})
-        if arrays:
-            base = transcriber.transcribe_batch(arrays, language=code, task=task, adapted=False, batch_size=batch_size)
-            adapted = (
-                transcriber.transcribe_batch(arrays, language=code, task=task, adapted=True, batch_size=batch_size)
-                if adapter_dir is not None
-                else [None] * len(arrays)
-            )
-            for (index, row), b, a in zip(kept, base, adapted):
-                rows.append(_score_row(row, index, b, a, normalize))
-        done = min(start + batch_size, total)
-        report(done / total, f"transcribed {done}/{total} clips")
     if not rows:
         raise DataSourceError(f"None of the {total} clips could be decoded (first error: {skipped[0]['error']}).")
 
@@ -272,6 +252,35 @@ def evaluate_model(
         seconds=time.time() - t0,
         skipped=skipped,
     )
+
+
+def _transcribe_all(transcriber, rows_in, code, task, with_adapter, batch_size, normalize, report, audio_mod):
+    rows: list[UtteranceRow] = []
+    skipped: list[dict[str, str]] = []
+    total = len(rows_in)
+    # One batch at a time: the audio of a whole test split need not sit in memory, and progress moves.
+    for start in range(0, total, batch_size):
+        chunk = rows_in[start:start + batch_size]
+        arrays, kept = [], []
+        for i, row in enumerate(chunk):
+            clip_id = str(row.get("id", start + i))
+            try:
+                arrays.append(_decode(row.get("audio"), audio_mod))
+                kept.append((start + i, row))
+            except AudioError as exc:
+                skipped.append({"id": clip_id, "error": str(exc)})
+        if arrays:
+            base = transcriber.transcribe_batch(arrays, language=code, task=task, adapted=False, batch_size=batch_size)
+            adapted = (
+                transcriber.transcribe_batch(arrays, language=code, task=task, adapted=True, batch_size=batch_size)
+                if with_adapter
+                else [None] * len(arrays)
+            )
+            for (index, row), b, a in zip(kept, base, adapted):
+                rows.append(_score_row(row, index, b, a, normalize))
+        done = min(start + batch_size, total)
+        report(done / total, f"transcribed {done}/{total} clips")
+    return rows, skipped
 
 
 def _decode(src: Any, audio_mod) -> "Any":
@@ -355,6 +364,8 @@ def evaluate_run(
         raise DataSourceError(f"Batch size must be at least 1 (got {batch_size}).")
     if max_samples is None and split == "test":
         max_samples = cfg.max_test_samples
+    if max_samples is not None and max_samples < 1:
+        raise DataSourceError(f"The number of clips to evaluate must be at least 1 (got {max_samples}).")
 
     report = progress or (lambda fraction, message: None)
     from whisper_studio import data
@@ -366,6 +377,10 @@ def evaluate_run(
     dataset = dsd[split]
     if len(dataset) == 0:
         raise DataSourceError(f"The {split} split of the run's data source is empty.")
+    if max_samples is not None and len(dataset) > max_samples:
+        # The same seeded subset the training job scored during training (train.py's _select): a random
+        # subset also avoids the speaker or sentence ordering of a Common Voice tsv.
+        dataset = dataset.shuffle(seed=cfg.seed).select(range(max_samples))
     result = evaluate_model(
         cfg.model,
         adapter,
