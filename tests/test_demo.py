@@ -187,7 +187,7 @@ def test_corpus_layout_columns_and_audio(tmp_path):
 
 
 @needs_espeak
-def test_corpus_is_deterministic_and_cached(tmp_path):
+def test_corpus_is_deterministic_and_cached(tmp_path, monkeypatch):
     a = demo.build_corpus("de", tmp_path / "a", **SMALL)
     b = demo.build_corpus("de", tmp_path / "b", **SMALL)
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
@@ -201,6 +201,11 @@ def test_corpus_is_deterministic_and_cached(tmp_path):
     assert demo.build_corpus("de", tmp_path / "a", **SMALL) == a
     assert time.perf_counter() - t < 0.5
     assert (a / "demo.json").stat().st_mtime_ns == marker  # not rebuilt
+    # An edited grammar (another fingerprint) rebuilds in place, even without a version bump.
+    monkeypatch.setattr(demo, "_grammar_fingerprint", lambda locale: "edited")
+    assert demo.build_corpus("de", tmp_path / "a", **SMALL) == a
+    assert (a / "demo.json").stat().st_mtime_ns != marker
+    assert json.loads((a / "demo.json").read_text())["build"]["grammar"] == "edited"
     # Other settings for the same root replace the earlier demo build.
     bigger = demo.build_corpus("de", tmp_path / "a", n_train=12, n_dev=0, n_test=4)
     assert bigger == a and len(read_tsv(a / "train.tsv")) == 12 and len(read_tsv(a / "dev.tsv")) == 0
