@@ -19,6 +19,7 @@ SAMPLES = {
     "de": "Meine Schwester liest jeden Morgen ein Buch im Garten.",
     "es": "Mi hermano compró una mesa vieja en el mercado.",
     "fr": "Ma sœur lit un livre intéressant dans le jardin.",
+    "it": "Mia sorella legge un libro interessante in giardino.",
     "pt-br": "Meu irmão comprou uma mesa velha no mercado.",
 }
 
