@@ -152,6 +152,18 @@ def test_failure_is_recorded_then_resume_continues_from_checkpoint(tiny_model_di
     assert (run_dir / runfolder.ADAPTER / "adapter_model.safetensors").is_file()
 
 
+def test_time_limit_ends_training_early_but_finishes_the_run(tiny_model_dir, cv_en, tmp_path):
+    from whisper_studio.train import run_training
+
+    run_dir = tmp_path / "run"
+    status = run_training(_cfg(tiny_model_dir, cv_en, epochs=3.0), run_dir, evaluate=False, time_limit_s=0.0)
+    # A time limit is not a stop: the run finishes (adapter saved) after the first step, out of 6.
+    assert status.state == "finished" and "time limit" in status.message
+    assert status.step == 1 and status.total_steps == 6 and _train_steps(run_dir) == [1]
+    assert (run_dir / runfolder.ADAPTER / "adapter_model.safetensors").is_file()
+    assert "| steps | 1 |" in (run_dir / runfolder.ADAPTER / "README.md").read_text(encoding="utf-8")
+
+
 def test_sigterm_stops_at_a_step_with_adapter_and_checkpoint(tiny_model_dir, cv_en, tmp_path):
     """As jobs.py runs it: a subprocess with --config, output to train.log, SIGTERM from outside."""
     run_dir = tmp_path / "run"

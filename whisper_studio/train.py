@@ -178,6 +178,10 @@ def _last_checkpoint(run_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name[len("checkpoint-"):])
+
+
 def _previous_elapsed(run_dir: Path) -> float:
     """Training seconds already spent by earlier attempts of this run (a resume continues the clock)."""
     elapsed = 0.0
@@ -188,8 +192,17 @@ def _previous_elapsed(run_dir: Path) -> float:
 
 
 # --- the Trainer callback ----------------------------------------------------------------------------------------
+def _stop_file(run_dir: Path) -> Path:
+    """jobs.py writes this before it signals the job: a second channel, in case a signal is missed."""
+    from whisper_studio.jobs import STOP_FILE
+
+    return run_dir / STOP_FILE
+
+
 def _make_callback(reporter: _Reporter, stop: _StopFlag, *, samples_per_step: int, elapsed_before: float,
-                   world_size: int):
+                   world_size: int, time_limit_s: float | None = None):
+    stop_file = _stop_file(reporter.run_dir)
+
     from transformers import TrainerCallback
 
     fail_at = os.environ.get(FAIL_AT_STEP_ENV)
@@ -203,6 +216,7 @@ def _make_callback(reporter: _Reporter, stop: _StopFlag, *, samples_per_step: in
             self.last_log_time = self.t0
             self.last_log_step: int | None = None
             self.stopped = False
+            self.time_limited = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t0 = time.monotonic()
@@ -219,7 +233,10 @@ def _make_callback(reporter: _Reporter, stop: _StopFlag, *, samples_per_step: in
         def on_step_end(self, args, state, control, **kwargs):
             if fail_at_step is not None and state.global_step >= fail_at_step:
                 raise RuntimeError(f"injected failure at step {state.global_step} ({FAIL_AT_STEP_ENV})")
-            requested = stop.requested
+            requested = stop.requested or stop_file.exists()
+            if time_limit_s is not None and self.elapsed() >= time_limit_s and not self.stopped:
+                self.time_limited = True
+                requested = True
             if world_size > 1:
                 requested = _any_rank(requested)  # all ranks must stop at the same step or DDP hangs
             if requested and not self.stopped:
@@ -227,7 +244,10 @@ def _make_callback(reporter: _Reporter, stop: _StopFlag, *, samples_per_step: in
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint at the stop step, so --resume continues from here
                 control.should_log = True
-                reporter.say(f"stopping at step {state.global_step}")
+                reporter.say(f"stopping at step {state.global_step}"
+                             + (f" (time limit of {_fmt_seconds(time_limit_s)} reached)" if self.time_limited else ""))
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # the last step's loss always reaches metrics.jsonl
             reporter.update(step=state.global_step, epoch=float(state.epoch or 0.0))
             return control
 
@@ -333,10 +353,14 @@ def _numpy_format(ds):
 
 # --- the job --------------------------------------------------------------------------------------------------
 def run_training(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, evaluate: bool = True,
-                 save_steps: int | None = None) -> RunStatus:
+                 save_steps: int | None = None, max_steps: int | None = None,
+                 time_limit_s: float | None = None) -> RunStatus:
     """Fine-tune `cfg.model` with LoRA into `run_dir`; returns the final status (also in status.json).
 
     Raises what made the run fail, after recording it as `failed`; a stop request (SIGTERM) returns `stopped`.
+    `max_steps` caps the optimizer steps (overrides epochs); `time_limit_s` ends training at the first step past
+    that many seconds of training (the run then finishes normally, adapter and evaluation included). Neither is
+    part of config.json: a resumed run trains to its configured epochs.
     """
     run_dir = Path(run_dir).resolve()
     rank, local_rank, world_size = _dist_env()
@@ -358,6 +382,7 @@ def run_training(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                        epoch=previous.epoch if previous else 0.0)
     reporter = _Reporter(run_dir, status, enabled=is_main)
     if is_main:
+        _stop_file(run_dir).unlink(missing_ok=True)  # a stop request of an earlier attempt (resume) is done
         if not resume:
             cfg.save(run_dir / runfolder.CONFIG)
         reporter.update(state="queued", message="starting")
@@ -403,22 +428,27 @@ def run_training(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
 
         # 5. Seq2SeqTrainer with the run-folder callback.
         trainer = _build_trainer(cfg, model, processor, train_ds, eval_ds, run_dir=run_dir, device=device,
-                                 precision=precision, world_size=world_size, save_steps=save_steps)
+                                 precision=precision, world_size=world_size, save_steps=save_steps,
+                                 max_steps=max_steps)
         samples_per_step = cfg.batch_size * cfg.grad_accum * world_size
         callback = _make_callback(reporter, stop, samples_per_step=samples_per_step,
                                   elapsed_before=_previous_elapsed(run_dir) if resume else 0.0,
-                                  world_size=world_size)
+                                  world_size=world_size, time_limit_s=time_limit_s)
         trainer.add_callback(callback)
         trainer.remove_callback(PrinterCallback)  # our callback prints one readable line per logging step
         _check_stop(stop)
         t_train = time.monotonic()
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         trained = True
-        summary.update(train_seconds=round(time.monotonic() - t_train, 1), steps=trainer.state.global_step,
+        train_seconds = time.monotonic() - t_train
+        done_steps = trainer.state.global_step - (_checkpoint_step(checkpoint) if checkpoint else 0)
+        # Our own rate: the Trainer's assumes all max_steps ran, which a stop or time limit makes untrue.
+        summary.update(train_seconds=round(train_seconds, 1), steps=trainer.state.global_step,
                        epochs_done=float(trainer.state.epoch or 0.0), precision=precision, device=device,
                        world_size=world_size, train_loss=float(result.training_loss),
-                       samples_per_second=round(result.metrics.get("train_samples_per_second", 0.0), 3))
-        stopped = stop.requested or callback.stopped
+                       samples_per_second=round(done_steps * samples_per_step / train_seconds, 3) if train_seconds else None)
+        stopped = stop.requested or (callback.stopped and not callback.time_limited)
+        summary["time_limited"] = callback.time_limited
 
         # 6/7. The adapter in PEFT format, with its model card (rank 0 only).
         adapter_dir = run_dir / runfolder.ADAPTER
@@ -446,7 +476,8 @@ def run_training(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                 summary.update(wer)
                 write_model_card(adapter_dir, cfg, summary)
         total = time.monotonic() - t_start
-        return _finish(reporter, "finished", f"finished in {_fmt_seconds(total)}")
+        limited = f" (training time limit reached at step {summary['steps']})" if summary.get("time_limited") else ""
+        return _finish(reporter, "finished", f"finished in {_fmt_seconds(total)}{limited}")
     except StopRequested:
         # Asked to stop before training began: nothing to save.
         return _finish(reporter, "stopped", "stopped before training began" if not trained else "stopped")
@@ -515,7 +546,7 @@ def _count_params(model) -> tuple[int, int]:
 
 
 def _build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run_dir: Path, device: str,
-                   precision: str, world_size: int, save_steps: int | None):
+                   precision: str, world_size: int, save_steps: int | None, max_steps: int | None = None):
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
     from whisper_studio import data as data_mod
@@ -532,6 +563,7 @@ def _build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps,
         num_train_epochs=cfg.epochs,
+        max_steps=max_steps if max_steps else -1,
         lr_scheduler_type="linear",
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
@@ -664,6 +696,7 @@ def write_model_card(adapter_dir: Path, cfg: TrainConfig, summary: dict[str, Any
         f"{', base in 8-bit' if cfg.load_in_8bit else ''} |",
         f"| device | {summary.get('device', '?')} |",
         f"| training time | {_fmt_seconds(summary['train_seconds']) if 'train_seconds' in summary else '?'} |",
+        f"| throughput | {summary.get('samples_per_second') or '?'} samples/s |",
         f"| final training loss | {summary.get('train_loss', float('nan')):.4f} |",
         f"| trainable parameters | {summary.get('trainable_params', 0):,} of {summary.get('total_params', 0):,} |",
         f"| seed | {cfg.seed} |",
@@ -694,6 +727,8 @@ _FLAG_FIELDS = {
     "warmup_steps": ("warmup_steps", int), "max_train_samples": ("max_train_samples", int),
     "max_test_samples": ("max_test_samples", int), "precision": ("precision", str), "seed": ("seed", int),
     "logging_steps": ("logging_steps", int), "task": ("task", str), "run_name": ("run_name", str),
+    "audio_column": ("source.audio_column", str), "text_column": ("source.text_column", str),
+    "hub_config": ("source.hub_config", str), "lora_bias": ("lora.bias", str),
 }
 
 
@@ -713,9 +748,13 @@ def register_cli(subparsers) -> None:
     p.add_argument("--source", choices=("demo", "cv-folder", "mdc", "hub"), help="data source kind")
     p.add_argument("--path", help="cv-folder: the Common Voice release folder")
     p.add_argument("--dataset-id", help="mdc / hub: the dataset id")
+    p.add_argument("--audio-column", help="hub: the audio column (audio)")
+    p.add_argument("--text-column", help="hub: the transcript column (sentence)")
+    p.add_argument("--hub-config", help="hub: the dataset configuration name")
     p.add_argument("--rank", type=int, help="LoRA rank (32)")
     p.add_argument("--alpha", type=float, help="LoRA alpha (64)")
     p.add_argument("--dropout", type=float, help="LoRA dropout (0.05)")
+    p.add_argument("--lora-bias", choices=("none", "all", "lora_only"), help="LoRA bias (none)")
     p.add_argument("--target-modules", nargs="+", metavar="MODULE",
                    help=f"LoRA target modules among {', '.join(LORA_TARGETS)} (q_proj v_proj); commas work too")
     p.add_argument("--epochs", type=float)
@@ -733,6 +772,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-each-epoch", action="store_true", help="evaluate loss and WER on the test split each epoch")
     p.add_argument("--no-eval", action="store_true", help="skip the base-vs-adapted evaluation at the end")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (overrides --epochs; not saved in config.json)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="end training at the first step past this many seconds; adapter and evaluation follow")
     p.add_argument("--save-steps", type=int, help=f"checkpoint every N steps (default: each epoch, at most every {DEFAULT_SAVE_STEPS})")
     p.set_defaults(func=_cli_train)
 
@@ -799,7 +841,8 @@ def _cli_train(args: argparse.Namespace) -> int:
         cfg, run_dir = config_from_args(args)
         resume = False
     try:
-        status = run_training(cfg, run_dir, resume=resume, evaluate=not args.no_eval, save_steps=args.save_steps)
+        status = run_training(cfg, run_dir, resume=resume, evaluate=not args.no_eval, save_steps=args.save_steps,
+                              max_steps=args.max_steps, time_limit_s=args.time_limit)
     except StudioError:
         raise  # cli.main prints the message and exits 2
     except Exception:
