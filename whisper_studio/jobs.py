@@ -305,7 +305,12 @@ class JobManager:
             proc = _CHILDREN.get(str(run_dir.resolve()))
         if proc is not None:
             # Our own child: poll() reaps it if it exited, and is exact (no pid-reuse question).
-            return proc.poll() is None
+            if proc.poll() is None:
+                return True
+            if status.pid in (None, proc.pid):
+                return False
+            # Our child is gone but the status names another process: the run was resumed headless
+            # (`train --resume RUN_DIR`) in the same folder; judge that process below.
         job = _read_json(run_dir / JOB_FILE) or {}
         pid = status.pid or job.get("pid")
         if not pid:
