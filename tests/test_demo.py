@@ -95,6 +95,24 @@ def test_french_elision_and_portuguese_numbers():
                 assert b not in feminine, s  # duas cadeiras
 
 
+def test_dutch_adjective_endings_and_inversion():
+    from whisper_studio.sentences import nl
+
+    het = {n[0] for nouns in nl.NOUNS.values() for n in nouns if n[2] == "het"}
+    de_words = {n[0] for nouns in nl.NOUNS.values() for n in nouns if n[2] == "de"}
+    for s in sentences.generate("nl", 1500):
+        toks = s.rstrip(".?").split()
+        for a, b, c in zip(toks, toks[1:], toks[2:]):
+            if a.lower() in ("een", "geen") and c in het:
+                assert b in nl._ADJ, s  # een groot huis: the bare form before a het-noun
+            if a.lower() in ("een", "geen") and c in de_words:
+                assert b in nl._ADJ.values(), s  # een grote tafel
+            if a.lower() in ("de", "het") and c in het | de_words:
+                assert b in nl._ADJ.values(), s
+        assert not re.search(r"\b(leest|hebt|gaat|schrijft|koopt) jij\b", s, re.I), s  # lees jij, heb jij
+        assert not re.search(r"\bhet (brief|krant|tafel|fiets)\b|\bde (boek|raam|ei|horloge)\b", s, re.I), s
+
+
 def test_german_articles_agree_with_gender():
     from whisper_studio.sentences import de
 

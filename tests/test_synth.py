@@ -20,6 +20,7 @@ SAMPLES = {
     "es": "Mi hermano compró una mesa vieja en el mercado.",
     "fr": "Ma sœur lit un livre intéressant dans le jardin.",
     "it": "Mia sorella legge un libro interessante in giardino.",
+    "nl": "Mijn zus leest elke ochtend een boek in de tuin.",
     "pt-br": "Meu irmão comprou uma mesa velha no mercado.",
 }
 

@@ -34,7 +34,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 # Bump when the sentences, voices or audio change: a new version builds into a new cache folder.
 DEMO_VERSION = 1
-DEMO_LANGUAGES = ("en", "hi", "mr", "ta", "de", "es", "fr", "it", "pt")
+DEMO_LANGUAGES = ("en", "hi", "mr", "ta", "de", "es", "fr", "it", "nl", "pt")
 DEFAULT_SIZES = {"train": 400, "dev": 40, "test": 100}
 # Native eSpeak rate; MP3 at this rate is what Common Voice readers (soundfile) decode and resample anyway.
 CLIP_FORMAT = "mp3"
@@ -43,7 +43,8 @@ COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "u
 
 # The base eSpeak voice per locale, and "speakers" = (voice variant, words per minute). Each speaker becomes
 # one client_id, like a Common Voice contributor, and appears in every split.
-BASE_VOICE = {"en": "en-us", "hi": "hi", "mr": "mr", "ta": "ta", "de": "de", "es": "es", "fr": "fr", "it": "it", "pt": "pt-br"}
+BASE_VOICE = {"en": "en-us", "hi": "hi", "mr": "mr", "ta": "ta", "de": "de", "es": "es", "fr": "fr", "it": "it", "nl": "nl",
+              "pt": "pt-br"}
 SPEAKERS = (("", 160), ("+m3", 175), ("+f2", 150), ("+m1", 190), ("+f4", 165), ("+m7", 140), ("+f3", 200),
             ("+f1", 180))
 # Extra accents where eSpeak has them: these replace the last speakers' base voice.

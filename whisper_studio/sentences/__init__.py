@@ -15,7 +15,7 @@ import re
 import unicodedata
 
 # locale -> module name under whisper_studio.sentences
-LANGUAGE_MODULES = {"en": "en", "de": "de", "es": "es", "hi": "hi", "mr": "mr", "ta": "ta", "fr": "fr", "it": "it", "pt": "pt"}
+LANGUAGE_MODULES = {"en": "en", "de": "de", "es": "es", "hi": "hi", "mr": "mr", "ta": "ta", "fr": "fr", "it": "it", "nl": "nl", "pt": "pt"}
 
 
 def sentence_key(text: str) -> str:
