@@ -226,3 +226,21 @@ def test_run_without_adapter_is_a_clear_error(tmp_path, capsys):
     assert err.out == "" and "no adapter" in err.err
     with pytest.raises(JobError, match="No run folder"):
         evaluation.evaluate_run(tmp_path / "missing")
+
+
+def test_evaluate_model_core_without_adapter_skips_undecodable_clips(eval_run, tmp_path):
+    """The reusable core on plain rows: base only (adapter None), and a broken clip is skipped and reported,
+    not fatal, while the corpus WER covers exactly the scored rows."""
+    clips = sorted((Path(TrainConfig.load(eval_run).source.path) / "clips").glob("*.wav"))[:2]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    rows = [{"audio": {"path": str(clips[0]), "bytes": None}, "sentence": "Hello there.", "id": "a"},
+            {"audio": str(broken), "sentence": "never heard", "id": "bad"},
+            {"audio": {"path": None, "bytes": clips[1].read_bytes()}, "sentence": "General Kenobi!", "id": "b"}]
+    model = TrainConfig.load(eval_run).model
+    result = evaluation.evaluate_model(model, None, rows, "en", batch_size=3)
+    assert result.n == 2 and [r.id for r in result.rows] == ["a", "b"]
+    assert [s["id"] for s in result.skipped] == ["bad"] and result.skipped[0]["error"]
+    assert result.adapted_wer is None and all(r.adapted is None and r.delta is None for r in result.rows)
+    assert result.rows[1].audio is None  # in-memory bytes have no path to play
+    assert result.base_wer == pytest.approx(jiwer.wer(["Hello there.", "General Kenobi!"], [r.base for r in result.rows]))
