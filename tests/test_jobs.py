@@ -116,6 +116,7 @@ def test_job_runs_metrics_stay_valid_json_and_progress(runs_root, fake_job, monk
     metrics = jobs.read_metrics(done.run_dir)
     assert [m["step"] for m in metrics] == list(range(1, 31))
     assert "step 30/30" in jobs.tail_log(done.run_dir, 5)
+    assert jobs.tail_log(done.run_dir, n=2).splitlines() == ["step 30/30 loss 0.167", "finished"]
     p = jobs.progress(done, metrics)
     assert p["step"] == 30 and p["total"] == 30 and p["fraction"] == 1.0
     assert p["loss"] == pytest.approx(5.0 / 30) and p["samples_per_second"] == 8.0

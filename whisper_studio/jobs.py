@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 from whisper_studio import runfolder
 from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
 from whisper_studio.errors import ConfigError, JobError
-from whisper_studio.runfolder import FINAL_STATES, RunStatus, read_metrics, tail_log  # noqa: F401 (re-exported)
+from whisper_studio.runfolder import FINAL_STATES, RunStatus, read_metrics  # noqa: F401 (re-exported)
 
 __all__ = ["RunInfo", "JobManager", "read_metrics", "tail_log", "command_line", "progress", "DIED_MESSAGE"]
 
@@ -390,6 +390,11 @@ class JobManager:
                 status.message = "stopped by the user"
                 runfolder.write_status(run_dir, status)
         return self._info(run_dir)
+
+
+def tail_log(run_dir: str | os.PathLike, n: int = 40) -> str:
+    """The last `n` lines of the run's train.log (runfolder.tail_log under the documented name)."""
+    return runfolder.tail_log(run_dir, n)
 
 
 def _signal_job(pid: int, sig: int) -> None:
