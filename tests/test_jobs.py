@@ -349,6 +349,13 @@ def test_command_line_round_trips_through_train_cli(tmp_path):
     # without include_out the line makes a new run folder instead of writing into this one
     assert "--out" not in jobs.command_line(cfg)
 
+    hub = TrainConfig(model="openai/whisper-small", language="sv-SE", lora=LoraSpec(bias="all"),
+                      source=SourceConfig(kind="hub", language="sv-SE", dataset_id="someone/swedish-speech",
+                                          audio_column="wav", text_column="text", hub_config="clean"))
+    args = build_parser().parse_args(shlex.split(jobs.command_line(hub))[3:])
+    parsed, _ = train.config_from_args(args)
+    assert parsed.to_dict() == hub.to_dict()
+
 
 # --- the real training job --------------------------------------------------------------------------------
 def _cv_folder(root: Path, n_train: int, n_test: int) -> Path:
