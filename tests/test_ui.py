@@ -229,7 +229,7 @@ def test_saved_evaluation_is_shown_from_disk(runs_root):
     update = evaluate_tab.refresh_runs(None)
     assert update["value"] == "20260101-000000-done"
     frame, summary, rows, html = evaluate_tab.show_saved("20260101-000000-done", "order")
-    assert list(frame["WER %"]) == [50.0, 25.0, 40.0, 20.0]
+    assert list(frame["WER %"]) == [50.0, 25.0, 40.0, 20.0] and list(frame["WER of"]) == ["base", "adapted", "base (norm.)", "adapted (norm.)"]
     assert "50.0% → adapted 25.0%" in summary and len(rows) == 2 and "<table>" in html
 
 

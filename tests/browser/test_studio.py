@@ -177,3 +177,37 @@ def test_microphone_recording_is_transcribed_base_and_adapted(page, base_adapter
         assert len(words & heard) >= len(words) // 2, (text, expected["text"])  # real speech, not a beep
     assert re.search(r"\d+\.\d+ s", page.locator("#base-text").inner_text())  # the time it took is shown
     assert page.errors == [], page.errors
+
+
+def test_saved_evaluation_shows_bars_marked_words_and_playable_clips(page, base_adapter_run):
+    """eval.json on disk -> bar chart, word-error table and audio players whose clips the server really serves."""
+    from whisper_studio.evaluation import EvalResult, UtteranceRow
+
+    rows = [UtteranceRow(id="a", audio=str(SPEECH_WAV), reference="the cat sat on the mat",
+                         base="the bat on the mat today", adapted="the cat sat on the mat", base_wer=0.5,
+                         adapted_wer=0.0, delta=-0.5),
+            UtteranceRow(id="b", audio=None, reference="one two three", base="one two three",
+                         adapted="one too three", base_wer=0.0, adapted_wer=1 / 3, delta=1 / 3)]
+    result = EvalResult(base_wer=0.33, adapted_wer=0.11, base_wer_normalized=0.3, adapted_wer_normalized=0.1, n=2,
+                        rows=rows)
+    (base_adapter_run / "eval.json").write_text(json.dumps(result.to_dict()), encoding="utf-8")
+    open_tab(page, "Evaluate")
+    page.locator("#run-refresh").click()
+    pick(page, "run-select", "base-lora", "base-lora · finished · whisper-base · en")
+    page.locator("#eval-table table").wait_for()
+    table = page.locator("#eval-table")
+    assert table.locator("tbody .ws-sub").first.inner_text() == "bat"
+    assert table.locator("tbody .ws-del").first.inner_text() == "sat"
+    assert table.locator("tbody .ws-ins").first.inner_text() == "today"
+    wait_for(lambda: page.locator("#wer-plot g.mark-rect path").count() == 4, 10, what="four WER bars")
+    src = table.locator("audio").first.get_attribute("src")
+    response = page.request.get(studio_url(page) + src)
+    assert response.status == 200 and response.body()[:4] == b"RIFF", (src, response.status)
+    # Sorting: the row the adapter made worse comes first when asked for.
+    pick(page, "eval-sort", "worse", "Adapted got worse first")
+    wait_for(lambda: table.locator("tbody tr").first.inner_text().startswith("2"), 10, what="worse-first order")
+    assert page.errors == [], page.errors
+
+
+def studio_url(page) -> str:
+    return page.url.split("?")[0].rstrip("/") + "/"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import gradio as gr
 
 from whisper_studio.ui import data_tab, evaluate_tab, train_tab, try_tab
+from whisper_studio.ui.common import PLOT_CSS
 
 TITLE = "Whisper Studio"
 
-CSS = evaluate_tab.CSS + """
+CSS = evaluate_tab.CSS + PLOT_CSS + """
 #train-status { min-height: 3em; }
 footer { display: none !important; }
 """

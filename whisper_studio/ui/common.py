@@ -166,6 +166,24 @@ def find_run(run_id: str):
     raise UserMessage(f"Run {run_id!r} is not in the runs folder any more; refresh the list.")
 
 
+# --- Plots -------------------------------------------------------------------------------------------------
+# Gradio's native plots take each axis' type from the first value they get: an empty frame with object
+# columns makes a numeric axis nominal for good (loss 10.9 drawn below 10.8). So empty frames are typed.
+PLOT_CLASS = "studio-plot"
+PLOT_CSS = """
+/* Gradio 6 clips the first character of 5-character y-axis labels (10.92 reads as 0.92): let them show. */
+.studio-plot svg, .studio-plot .vega-embed { overflow: visible !important; }
+.studio-plot .vega-embed { padding-left: 14px; }
+"""
+
+
+def empty_frame(**columns: str):
+    """An empty DataFrame with typed columns, e.g. empty_frame(step="int64", loss="float64")."""
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
 # --- Formatting ------------------------------------------------------------------------------------------
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:

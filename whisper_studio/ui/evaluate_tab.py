@@ -16,7 +16,15 @@ import gradio as gr
 import pandas as pd
 
 from whisper_studio.ui import common
-from whisper_studio.ui.common import EVAL_DEFAULT_MAX_CLIPS, UserMessage, esc, handler, progress_callback
+from whisper_studio.ui.common import (
+    EVAL_DEFAULT_MAX_CLIPS,
+    PLOT_CLASS,
+    UserMessage,
+    empty_frame,
+    esc,
+    handler,
+    progress_callback,
+)
 
 SORTS = [
     ("Dataset order", "order"),
@@ -25,7 +33,8 @@ SORTS = [
     ("Most base errors first", "base"),
     ("Most adapted errors first", "adapted"),
 ]
-WER_ORDER = ["raw · base", "raw · adapted", "normalized · base", "normalized · adapted"]
+WER_ORDER = ["base", "adapted", "base (norm.)", "adapted (norm.)"]
+WER_COLUMNS = {"WER of": "str", "WER %": "float64"}
 
 CSS = """
 #eval-table table { width: 100%; border-collapse: collapse; font-size: 0.92em; }
@@ -159,13 +168,10 @@ def wer_frame(result: Any) -> pd.DataFrame:
         v = float(v)
         return round(v * 100 if v <= 1.5 else v, 2)  # fractions from the engine, percent on the chart
 
-    values = [
-        ("raw · base", "base", _get(result, "base_wer")),
-        ("raw · adapted", "adapted", _get(result, "adapted_wer")),
-        ("normalized · base", "base", _get(result, "base_wer_normalized")),
-        ("normalized · adapted", "adapted", _get(result, "adapted_wer_normalized")),
-    ]
-    return pd.DataFrame([(k, m, pct(v)) for k, m, v in values if v is not None], columns=["WER of", "model", "WER %"])
+    values = zip(WER_ORDER, [_get(result, "base_wer"), _get(result, "adapted_wer"),
+                             _get(result, "base_wer_normalized"), _get(result, "adapted_wer_normalized")])
+    rows = [(k, pct(v)) for k, v in values if v is not None]
+    return pd.DataFrame(rows, columns=list(WER_COLUMNS)).astype(WER_COLUMNS) if rows else empty_frame(**WER_COLUMNS)
 
 
 def summary(result: Any, run_id: str) -> str:
@@ -175,10 +181,10 @@ def summary(result: Any, run_id: str) -> str:
     skipped = _get(result, "skipped", default=[]) or []
     if skipped:
         parts.append(f"{len(skipped)} undecodable clips skipped")
-    if "raw · base" in f and "raw · adapted" in f:
-        parts.append(f"WER base {f['raw · base']:.1f}% → adapted {f['raw · adapted']:.1f}%")
-    if "normalized · base" in f and "normalized · adapted" in f:
-        parts.append(f"normalized {f['normalized · base']:.1f}% → {f['normalized · adapted']:.1f}%")
+    if "base" in f and "adapted" in f:
+        parts.append(f"WER base {f['base']:.1f}% → adapted {f['adapted']:.1f}%")
+    if "base (norm.)" in f and "adapted (norm.)" in f:
+        parts.append(f"normalized {f['base (norm.)']:.1f}% → {f['adapted (norm.)']:.1f}%")
     return " · ".join(parts)
 
 
@@ -204,7 +210,7 @@ def refresh_runs(current):
 @handler("Reading the last evaluation")
 def show_saved(run_id, sort):
     """A run's eval.json from disk, if it has one, so results survive reloads and restarts."""
-    empty = (pd.DataFrame(columns=["WER of", "model", "WER %"]), "", [], render_table([], sort))
+    empty = (empty_frame(**WER_COLUMNS), "", [], render_table([], sort))
     if not run_id:
         return empty
     from whisper_studio.evaluation import load_eval
@@ -243,11 +249,13 @@ def build() -> tuple[gr.Dropdown, callable]:
                               elem_id="eval-max")
         go = gr.Button("Evaluate", variant="primary", elem_id="eval-btn", scale=1)
     with gr.Row():
-        with gr.Column(scale=2):
-            wer_plot = gr.BarPlot(pd.DataFrame(columns=["WER of", "model", "WER %"]), x="WER of", y="WER %",
-                                  color="model", sort=WER_ORDER, title="Word error rate (lower is better)",
-                                  elem_id="wer-plot", height=260, color_map={"base": "#9ca3af", "adapted": "#6366f1"})
         with gr.Column(scale=3):
+            # No `color=`: a colored native plot that starts empty draws nothing (bars or lines) in Gradio 6.
+            wer_plot = gr.BarPlot(empty_frame(**WER_COLUMNS), x="WER of", y="WER %", sort=WER_ORDER, y_lim=[0, None],
+                                  title="Word error rate, % (lower is better)", elem_id="wer-plot",
+                                  elem_classes=PLOT_CLASS, height=260,
+                                  caption="norm.: after Whisper's text normalizer (case, punctuation, spelling)")
+        with gr.Column(scale=2):
             info = gr.Markdown(elem_id="eval-summary")
             sort = gr.Dropdown(SORTS, value="order", label="Sort utterances", elem_id="eval-sort")
     rows = gr.State([])

@@ -18,18 +18,20 @@ from whisper_studio.ui.common import (
     DEFAULT_MODEL,
     EIGHT_BIT_INFO,
     EXTRA_MODELS_ENV,
+    PLOT_CLASS,
     REFRESH_SECONDS,
     TRAIN_DEFAULTS,
     UserMessage,
+    empty_frame,
     esc,
     fmt_duration,
     handler,
 )
 from whisper_studio.ui.data_tab import DataTab, mdc_key_in_env, source_config
 
-LOSS_COLUMNS = ["step", "loss"]
-EVAL_LOSS_COLUMNS = ["step", "eval loss"]
-WER_COLUMNS = ["step", "WER %"]
+LOSS_COLUMNS = {"step": "int64", "loss": "float64"}
+EVAL_LOSS_COLUMNS = {"step": "int64", "eval loss": "float64"}
+WER_COLUMNS = {"step": "int64", "WER %": "float64"}
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -101,8 +103,13 @@ def frames(metrics: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     eloss = [(int(m["step"]), float(m["eval_loss"])) for m in evals if m.get("eval_loss") is not None]
     wer = [(int(m["step"]), float(m["wer"]) * (100 if float(m["wer"]) <= 1.5 else 1)) for m in evals
            if m.get("wer") is not None]
-    return (pd.DataFrame(train, columns=LOSS_COLUMNS), pd.DataFrame(eloss, columns=EVAL_LOSS_COLUMNS),
-            pd.DataFrame(wer, columns=WER_COLUMNS))
+    return (_frame(train, LOSS_COLUMNS), _frame(eloss, EVAL_LOSS_COLUMNS), _frame(wer, WER_COLUMNS))
+
+
+def _frame(rows: list[tuple], columns: dict[str, str]) -> pd.DataFrame:
+    if not rows:
+        return empty_frame(**columns)
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 def refresh(watched: str | None, seen: str | None):
@@ -114,7 +121,7 @@ def refresh(watched: str | None, seen: str | None):
     info = _pick_run(watched)
     if info is None:
         return (None, None, "No runs yet. Choose the data on the **Data** tab, then press **Start**.",
-                pd.DataFrame(columns=LOSS_COLUMNS), gr.update(visible=False), gr.update(visible=False),
+                empty_frame(**LOSS_COLUMNS), gr.update(visible=False), gr.update(visible=False),
                 "", "", gr.update(interactive=False))
     metrics = jobs.read_metrics(info.run_dir)
     key = f"{info.run_id}:{len(metrics)}"
@@ -230,13 +237,15 @@ def build(data: DataTab) -> TrainTab:
                 start = gr.Button("Start", variant="primary", elem_id="start-btn")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
             status = gr.Markdown("Loading…", elem_id="train-status")
-            loss_plot = gr.LinePlot(pd.DataFrame(columns=LOSS_COLUMNS), x="step", y="loss",
-                                    title="Training loss", y_title="loss", elem_id="loss-plot", height=240)
+            # One series per plot and no `color=`: a colored LinePlot that starts empty draws no stroke.
+            loss_plot = gr.LinePlot(empty_frame(**LOSS_COLUMNS), x="step", y="loss", title="Training loss",
+                                    elem_id="loss-plot", elem_classes=PLOT_CLASS, height=240)
             with gr.Row():
-                eloss_plot = gr.LinePlot(pd.DataFrame(columns=EVAL_LOSS_COLUMNS), x="step", y="eval loss",
-                                         title="Eval loss", elem_id="eval-loss-plot", height=180, visible=False)
-                wer_plot = gr.LinePlot(pd.DataFrame(columns=WER_COLUMNS), x="step", y="WER %",
-                                       title="Eval WER", elem_id="wer-curve", height=180, visible=False)
+                eloss_plot = gr.LinePlot(empty_frame(**EVAL_LOSS_COLUMNS), x="step", y="eval loss",
+                                         title="Eval loss", elem_id="eval-loss-plot", elem_classes=PLOT_CLASS,
+                                         height=180, visible=False)
+                wer_plot = gr.LinePlot(empty_frame(**WER_COLUMNS), x="step", y="WER %", title="Eval WER",
+                                       elem_id="wer-curve", elem_classes=PLOT_CLASS, height=180, visible=False)
             log = gr.Textbox(label="train.log (tail)", lines=8, max_lines=8, interactive=False, autoscroll=True,
                              elem_id="train-log")
             command = gr.Textbox(label="The same run, headless", lines=1, max_lines=3, interactive=False,
