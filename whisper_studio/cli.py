@@ -15,6 +15,7 @@ from whisper_studio.errors import StudioError
 SUBCOMMAND_MODULES = (
     "whisper_studio.transcribe",
     "whisper_studio.data",
+    "whisper_studio.demo",
     "whisper_studio.train",
     "whisper_studio.evaluation",
     "whisper_studio.export",
