@@ -204,8 +204,13 @@ class Transcriber:
             return key
         return TO_LANGUAGE_CODE.get(key)
 
-    def _generate_kwargs(self, language: str | None, task: str) -> tuple[dict[str, Any], str | None]:
+    def _generate_kwargs(self, language: str | None, task: str, max_new_tokens: int | None = None) -> tuple[dict[str, Any], str | None]:
         """generate() arguments for a language/task request, and the language code it resolved to."""
+        extra: dict[str, Any] = {}
+        if max_new_tokens is not None:
+            if max_new_tokens < 1:
+                raise ConfigError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+            extra["max_new_tokens"] = int(max_new_tokens)
         if task not in TASKS:
             raise ConfigError(f"Task must be one of {', '.join(TASKS)} (got {task!r}).")
         code = self._language_code(language)
@@ -214,10 +219,10 @@ class Transcriber:
                 raise ModelError(f"{self.model_id} is an English-only model; it cannot translate. Choose a multilingual model.")
             if code not in (None, "en"):
                 raise LanguageError(f"{self.model_id} is an English-only model; it cannot transcribe {language!r}. Choose a multilingual model.")
-            return {}, "en"  # English-only models take no language or task tokens
+            return extra, "en"  # English-only models take no language or task tokens
         if code is not None and f"<|{code}|>" not in self._lang_to_id:
             raise LanguageError(f"{self.model_id} has no <|{code}|> language token.")
-        return {"task": task, **({"language": code} if code else {})}, code
+        return {**extra, "task": task, **({"language": code} if code else {})}, code
 
     # --- transcription ----------------------------------------------------------------------------------------
     def _features(self, arrays: Sequence[np.ndarray], long_form: bool):
@@ -253,9 +258,9 @@ class Transcriber:
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
-    def _one(self, array: np.ndarray, *, language: str | None, task: str, adapted: bool) -> Transcript:
+    def _one(self, array: np.ndarray, *, language: str | None, task: str, adapted: bool, max_new_tokens: int | None = None) -> Transcript:
         started = time.perf_counter()
-        gen_kwargs, code = self._generate_kwargs(language, task)
+        gen_kwargs, code = self._generate_kwargs(language, task, max_new_tokens)
         duration = array.size / SAMPLE_RATE
         if _silent(array):
             return Transcript("", time.perf_counter() - started, self.model_id, self.adapter if adapted else None, code, duration)
@@ -271,23 +276,30 @@ class Transcriber:
             text = self._run(model, [array], gen_kwargs)[0]
         return Transcript(text, time.perf_counter() - started, self.model_id, self.adapter if adapted else None, code, duration)
 
-    def transcribe(self, audio: Any, *, language: str | None = None, task: str = "transcribe", adapted: bool = False) -> Transcript:
-        """Transcribe (or translate) one recording: an array at 16 kHz, a path, bytes, or (array, rate)."""
+    def transcribe(
+        self, audio: Any, *, language: str | None = None, task: str = "transcribe", adapted: bool = False, max_new_tokens: int | None = None
+    ) -> Transcript:
+        """Transcribe (or translate) one recording: an array at 16 kHz, a path, bytes, or (array, rate).
+
+        max_new_tokens: cap on generated tokens per 30 s window (default: the model's 448-token limit).
+        """
         array = _load(audio)
         _check_length(array)
-        return self._one(array, language=language, task=task, adapted=adapted)
+        return self._one(array, language=language, task=task, adapted=adapted, max_new_tokens=max_new_tokens)
 
-    def transcribe_both(self, audio: Any, *, language: str | None = None, task: str = "transcribe") -> tuple[Transcript, Transcript | None]:
+    def transcribe_both(
+        self, audio: Any, *, language: str | None = None, task: str = "transcribe", max_new_tokens: int | None = None
+    ) -> tuple[Transcript, Transcript | None]:
         """Base and adapted transcripts of the same audio (adapted is None without an adapter).
 
         The language is detected once, with the base model, and used for both so they are comparable.
         """
         array = _load(audio)
         _check_length(array)
-        base = self._one(array, language=language, task=task, adapted=False)
+        base = self._one(array, language=language, task=task, adapted=False, max_new_tokens=max_new_tokens)
         if self.adapter is None:
             return base, None
-        adapted = self._one(array, language=base.language or language, task=task, adapted=True)
+        adapted = self._one(array, language=base.language or language, task=task, adapted=True, max_new_tokens=max_new_tokens)
         return base, adapted
 
     def transcribe_batch(
@@ -298,6 +310,7 @@ class Transcriber:
         task: str = "transcribe",
         adapted: bool = False,
         batch_size: int = 8,
+        max_new_tokens: int | None = None,
     ) -> list[str]:
         """Greedy transcripts of many recordings, `batch_size` at a time (evaluation's path).
 
@@ -306,7 +319,7 @@ class Transcriber:
         """
         if batch_size < 1:
             raise ConfigError(f"Batch size must be at least 1 (got {batch_size}).")
-        gen_kwargs, _ = self._generate_kwargs(language, task)
+        gen_kwargs, _ = self._generate_kwargs(language, task, max_new_tokens)
         loaded = [_load(a) for a in arrays]
         results = [""] * len(loaded)
         todo = [i for i, a in enumerate(loaded) if a.size >= MIN_SECONDS * SAMPLE_RATE and not _silent(a)]
@@ -368,6 +381,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--language", help="Common Voice locale or Whisper code (default: detect)")
     p.add_argument("--task", choices=TASKS, default="transcribe")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--max-new-tokens", type=int, help="cap on generated tokens per 30 s window")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_cli)
 
@@ -385,7 +399,7 @@ def _cli(args: argparse.Namespace) -> int:
     failed = bool(missing)
     for f in present:
         try:
-            base, adapted = transcriber.transcribe_both(f, language=args.language, task=args.task)
+            base, adapted = transcriber.transcribe_both(f, language=args.language, task=args.task, max_new_tokens=args.max_new_tokens)
         except AudioError as exc:  # one bad file does not stop the others
             print(f"error: {f}: {exc}", file=sys.stderr)
             failed = True

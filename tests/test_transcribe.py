@@ -1,0 +1,198 @@
+"""transcribe.py: real transcription with the bundled models, long-form, adapters, edge cases, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from whisper_studio import cli, models, transcribe
+from whisper_studio.config import LoraSpec
+from whisper_studio.errors import AudioError, LanguageError, ModelError
+from whisper_studio.transcribe import Transcriber
+
+SR = 16000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # The test machine's CPUs are shared; one thread per process is much faster there than oversubscribing.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _speech(text: str, voice: str = "en-us") -> np.ndarray:
+    from whisper_studio import audio, synth
+
+    array, sr = synth.speak(text, voice)
+    return audio.to_16k(array, sr)
+
+
+def _words(text: str) -> list[str]:
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    return EnglishTextNormalizer({})(text).split()
+
+
+def _wer(ref: str, hyp: str) -> float:
+    import jiwer
+
+    return jiwer.wer(" ".join(_words(ref)), " ".join(_words(hyp)))
+
+
+@pytest.fixture(scope="module")
+def tiny_en() -> Transcriber:
+    return Transcriber("bundled/whisper-tiny.en", device="cpu")
+
+
+# --- real models ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_base_transcribes_english_speech():
+    text = "Please send the report to my office by Friday morning."
+    tr = transcribe.get_transcriber("bundled/whisper-base")
+    result = tr.transcribe(_speech(text), language="en")
+    assert _wer(text, result.text) <= 0.2, result.text
+    assert result.language == "en" and result.model == "bundled/whisper-base" and result.adapter is None
+    assert 2 < result.audio_seconds < 8 and result.seconds > 0
+    # Detected language when none is given, and the same words.
+    detected = tr.transcribe(_speech(text))
+    assert detected.language == "en"
+    assert _wer(text, detected.text) <= 0.2, detected.text
+
+
+def test_tiny_en_transcribes_paths_and_batches(tiny_en, tmp_path):
+    texts = ["The hogs were fed chopped corn and garbage.", "Help the woman get back to her feet."]
+    clips = [_speech(t) for t in texts]
+    path = tmp_path / "clip.wav"
+    sf.write(path, clips[0], SR)
+    single = [tiny_en.transcribe(str(path)).text, tiny_en.transcribe(clips[1]).text]
+    for ref, hyp in zip(texts, single):
+        assert _wer(ref, hyp) <= 0.25, hyp
+    batched = tiny_en.transcribe_batch([path, clips[1], np.zeros(SR, np.float32)], language="en", batch_size=2)
+    assert batched[:2] == single and batched[2] == ""
+
+
+def test_long_audio_is_transcribed_whole(tiny_en):
+    """~70 s of speech: words from after the first 30 s window, and from the very end, come out."""
+    filler = _speech("The hogs were fed chopped corn and garbage. Help the woman get back to her feet.")
+    gap = np.zeros(SR // 2, np.float32)
+    parts = []
+    while sum(p.size for p in parts) < 60 * SR:
+        parts += [filler, gap]
+    ending = _speech("Finally the salmon swam upstream toward the mountain.")
+    long = np.concatenate(parts + [ending])
+    assert long.size / SR > 65
+    text = tiny_en.transcribe(long, language="en").text
+    words = _words(text)
+    assert {"salmon", "mountain"} <= set(words), text[-300:]
+    # Every repetition of the filler is there: nothing cut at 30 s.
+    assert words.count("hogs") >= len(parts) // 2 - 1, text
+
+
+# --- edge cases ---------------------------------------------------------------------------------------------------
+def test_silence_short_and_empty_audio(tiny_en, tmp_path):
+    assert tiny_en.transcribe(np.zeros(3 * SR, np.float32)).text == ""
+    with pytest.raises(AudioError):
+        tiny_en.transcribe(np.zeros(0, np.float32))
+    with pytest.raises(AudioError, match="too short"):
+        tiny_en.transcribe((np.random.default_rng(0).standard_normal(SR // 50) * 0.1).astype(np.float32))
+    with pytest.raises(AudioError):
+        tiny_en.transcribe(str(tmp_path / "missing.wav"))
+    assert tiny_en.transcribe_batch([np.zeros(10, np.float32), np.zeros(SR, np.float32)]) == ["", ""]
+
+
+def test_english_only_model_refuses_other_languages_and_translation(tiny_en):
+    clip = np.zeros(SR, np.float32)
+    assert tiny_en.transcribe(clip, language="en").language == "en"
+    with pytest.raises(LanguageError, match="English-only"):
+        tiny_en.transcribe(clip, language="mr")
+    with pytest.raises(ModelError, match="cannot translate"):
+        tiny_en.transcribe(clip, task="translate")
+
+
+def test_language_codes_resolve_or_fail_clearly(tiny_model_dir):
+    tr = Transcriber(str(tiny_model_dir), device="cpu")
+    assert tr._generate_kwargs("sv-SE", "transcribe") == ({"task": "transcribe", "language": "sv"}, "sv")
+    assert tr._generate_kwargs("Marathi", "translate")[1] == "mr"
+    assert tr._generate_kwargs("la", "transcribe")[1] == "la"  # a Whisper language Common Voice lacks
+    with pytest.raises(LanguageError):
+        tr.transcribe(np.zeros(SR, np.float32), language="klingon-XX")
+
+
+# --- adapters -----------------------------------------------------------------------------------------------------
+def _adapter(base_dir: Path, out: Path, seed: int) -> Path:
+    model = models.load_model(str(base_dir))
+    peft_model = models.attach_lora(model, LoraSpec(rank=4, alpha=8), prepare_kbit=False)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:  # non-zero B: the adapter really changes the model
+                p.copy_(torch.randn(p.shape, generator=gen) * 2.0)
+    peft_model.save_pretrained(str(out))
+    return out
+
+
+def _noise() -> np.ndarray:
+    return (np.random.default_rng(1).standard_normal(2 * SR) * 0.1).astype(np.float32)
+
+
+def test_adapters_switch_over_one_base(tiny_model_dir, tmp_path):
+    a = _adapter(tiny_model_dir, tmp_path / "a", seed=1)
+    b = _adapter(tiny_model_dir, tmp_path / "b", seed=2)
+    tr = Transcriber(str(tiny_model_dir), device="cpu")
+    audio = _noise()
+    base_before = tr.transcribe(audio, language="en", max_new_tokens=12).text
+    base_only, none = tr.transcribe_both(audio, language="en", max_new_tokens=12)
+    assert none is None and base_only.text == base_before
+    with pytest.raises(ModelError, match="No adapter"):
+        tr.transcribe(audio, language="en", adapted=True, max_new_tokens=12)
+
+    tr.set_adapter(a)
+    base, adapted_a = tr.transcribe_both(audio, language="en", max_new_tokens=12)
+    assert base.text == base_before  # adapter disabled: exactly the base model
+    assert adapted_a.adapter == str(a.resolve()) and base.adapter is None
+    assert adapted_a.text != base_before
+    tr.set_adapter(b)
+    text_b = tr.transcribe(audio, language="en", adapted=True, max_new_tokens=12).text
+    assert text_b != adapted_a.text
+    tr.set_adapter(a)  # already loaded: switched, not reloaded
+    assert tr.transcribe(audio, language="en", adapted=True, max_new_tokens=12).text == adapted_a.text
+    assert len(tr.adapters) == 2
+    assert tr.transcribe_batch([audio], language="en", adapted=True, max_new_tokens=12) == [adapted_a.text]
+    assert tr.transcribe_batch([audio], language="en", adapted=False, max_new_tokens=12) == [base_before]
+    tr.set_adapter(None)
+    assert tr.transcribe_both(audio, language="en", max_new_tokens=12)[1] is None
+
+
+def test_get_transcriber_keeps_one_model(tiny_model_dir):
+    first = transcribe.get_transcriber(str(tiny_model_dir))
+    assert transcribe.get_transcriber(str(tiny_model_dir)) is first
+    other = transcribe.get_transcriber("bundled/whisper-tiny.en")
+    assert other is not first and transcribe._current is other
+    transcribe.release_transcriber()
+    assert transcribe._current is None
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+def test_cli_json_lines_and_missing_files(tiny_model_dir, tmp_path, capsys):
+    wav = tmp_path / "one.wav"
+    sf.write(wav, _noise(), SR)
+    adapter = _adapter(tiny_model_dir, tmp_path / "adapter", seed=3)
+    rc = cli.main(["transcribe", str(wav), str(tmp_path / "nope.wav"), "--model", str(tiny_model_dir),
+                   "--adapter", str(adapter), "--language", "en", "--json", "--max-new-tokens", "8"])
+    out, err = capsys.readouterr()
+    assert rc != 0 and "nope.wav" in err
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["path"] == str(wav) and row["model"] == str(tiny_model_dir)
+    assert {"text", "seconds", "adapted_text", "language"} <= set(row) and row["language"] == "en"
+    rc = cli.main(["transcribe", str(wav), "--model", str(tiny_model_dir), "--language", "en", "--max-new-tokens", "8"])
+    out, _ = capsys.readouterr()
+    assert rc == 0 and out.startswith(f"{wav}: ")
