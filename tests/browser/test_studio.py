@@ -90,6 +90,7 @@ def test_tiny_training_draws_live_loss_survives_reload_and_stops(page, studio, t
     pick(page, "language", "Engl", "English (en)")
     # Train tab: the tiny random model (offered through WHISPER_STUDIO_EXTRA_MODELS), a few small steps.
     open_tab(page, "Train")
+    assert "English (en)" in page.locator("#train-data").inner_text()  # the Data tab's choice is what trains
     pick(page, "model", tiny_model_dir.name, f"{tiny_model_dir.name} (local folder)")
     set_number(page, "lora-rank", 4)
     set_number(page, "lora-alpha", 8)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from whisper_studio.ui import common
 from whisper_studio.ui.common import (
+    DEFAULT_LANGUAGE,
     DEFAULT_MODEL,
     EIGHT_BIT_INFO,
     EXTRA_MODELS_ENV,
@@ -27,7 +28,7 @@ from whisper_studio.ui.common import (
     fmt_duration,
     handler,
 )
-from whisper_studio.ui.data_tab import DataTab, mdc_key_in_env, source_config
+from whisper_studio.ui.data_tab import SOURCE_CHOICES, DataTab, mdc_key_in_env, source_config
 
 LOSS_COLUMNS = {"step": "int64", "loss": "float64"}
 EVAL_LOSS_COLUMNS = {"step": "int64", "eval loss": "float64"}
@@ -47,6 +48,20 @@ def model_choices() -> list[tuple[str, str]]:
     for path in filter(None, (os.environ.get(EXTRA_MODELS_ENV) or "").split(os.pathsep)):
         out.append((f"{Path(path).name} (local folder)", path))
     return out
+
+
+def data_summary(language, kind, mdc_id, folder, hub_id) -> str:
+    """One line on the Train tab saying what Start will train on (chosen on the Data tab)."""
+    from whisper_studio.languages import resolve
+
+    try:
+        lang = resolve(language).label
+    except Exception:  # noqa: BLE001 - an unknown value is reported by Start itself
+        lang = str(language)
+    where = dict((v, k) for k, v in SOURCE_CHOICES).get(kind, kind)
+    detail = {"mdc": mdc_id, "cv-folder": folder, "hub": hub_id}.get(kind)
+    extra = f" · `{esc(detail)}`" if detail else ""
+    return f"Trains on **{esc(lang)}** · {esc(where)}{extra} _(change on the Data tab)_"
 
 
 @dataclass
@@ -236,6 +251,7 @@ def build(data: DataTab) -> TrainTab:
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start-btn")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
+            data_line = gr.Markdown(data_summary(DEFAULT_LANGUAGE, "demo", "", "", ""), elem_id="train-data")
             status = gr.Markdown("Loading…", elem_id="train-status")
             # One series per plot and no `color=`: a colored LinePlot that starts empty draws no stroke.
             loss_plot = gr.LinePlot(empty_frame(**LOSS_COLUMNS), x="step", y="loss", title="Training loss",
@@ -251,6 +267,9 @@ def build(data: DataTab) -> TrainTab:
             command = gr.Textbox(label="The same run, headless", lines=1, max_lines=3, interactive=False,
                                  buttons=["copy"], elem_id="train-command")
 
+    for trigger in (data.language, data.source, data.mdc_id, data.folder, data.hub_id):
+        trigger.change(data_summary, [data.language, data.source, data.mdc_id, data.folder, data.hub_id], data_line,
+                       queue=False, show_progress="hidden")
     outputs = [watched, seen, status, loss_plot, eloss_plot, wer_plot, log, command, stop]
     timer = gr.Timer(REFRESH_SECONDS)
     # Ticks only read small files; hidden progress so the panel does not flash every 2 s.
