@@ -297,3 +297,34 @@ def test_key_field_is_a_password_and_never_an_output():
     assert key["props"]["type"] == "password"
     for dep in cfg["dependencies"]:
         assert key["id"] not in dep["outputs"]
+
+
+def test_local_common_voice_folder_loads_with_playable_samples(tmp_path, monkeypatch):
+    """A Common Voice release folder outside the cache: counts per split, and sample clips copied to where the
+    server may serve them (Gradio refuses to send files from arbitrary folders)."""
+    import shutil
+
+    from whisper_studio.ui.data_tab import load_data
+    from whisper_studio.ui.try_tab import EXAMPLES_DIR
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WHISPER_STUDIO_CACHE", str(cache))
+    locale_dir = tmp_path / "cv-corpus-1.0" / "en"
+    (locale_dir / "clips").mkdir(parents=True)
+    items = [i for i in json.loads((EXAMPLES_DIR / "examples.json").read_text()) if i["language"] == "en"]
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment\n"
+    rows = {"train": items[:-1], "test": items[-1:]}
+    for split, chosen in rows.items():
+        lines = [header]
+        for item in chosen:
+            shutil.copy(EXAMPLES_DIR / item["file"], locale_dir / "clips" / item["file"])
+            lines.append(f"c1\t{item['file']}\t{item['text']}\t2\t0\t\t\t\ten\t\n")
+        (locale_dir / f"{split}.tsv").write_text("".join(lines), encoding="utf-8")
+    out = load_data("en", "cv-folder", "", "", str(locale_dir.parent), "", "", "audio", "sentence",
+                    progress=_no_progress)
+    status, table, players = out[0], out[1], out[2:6]
+    assert {r[0]: r[1] for r in table} == {"train": len(rows["train"]), "test": 1}, (status, table)
+    shown = [p["value"] for p in players if p["visible"]]
+    assert len(shown) == len(rows["train"])
+    for path in shown:
+        assert path.startswith(str(cache)) and os.path.getsize(path) > 1000

@@ -166,6 +166,29 @@ def find_run(run_id: str):
     raise UserMessage(f"Run {run_id!r} is not in the runs folder any more; refresh the list.")
 
 
+# --- Files the page may play ---------------------------------------------------------------------------------
+def servable(path: str | Path, copy_dir: Path) -> str:
+    """A path Gradio will serve for `path`: itself when it lies under the cache or runs folder (the app's
+    allowed_paths), else a copy under `copy_dir` (a clip in a local Common Voice folder, an example file)."""
+    import hashlib
+    import shutil
+
+    from whisper_studio.paths import cache_dir, runs_dir
+
+    resolved = Path(path).resolve()
+    for root in (cache_dir(), runs_dir()):
+        if resolved.is_relative_to(root.resolve()):
+            return str(resolved)
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    target = copy_dir / f"{digest}{resolved.suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(resolved, tmp)
+        os.replace(tmp, target)
+    return str(target.resolve())
+
+
 # --- Plots -------------------------------------------------------------------------------------------------
 # Gradio's native plots take each axis' type from the first value they get: an empty frame with object
 # columns makes a numeric axis nominal for good (loss 10.9 drawn below 10.8). So empty frames are typed.

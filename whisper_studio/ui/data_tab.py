@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from whisper_studio.ui.common import DEFAULT_LANGUAGE, SAMPLES_SHOWN, esc, handler, progress_callback
+from whisper_studio.ui.common import DEFAULT_LANGUAGE, SAMPLES_SHOWN, esc, handler, progress_callback, servable
 
 SOURCE_CHOICES = [
     ("Demo — synthetic eSpeak NG speech", "demo"),
@@ -82,6 +82,7 @@ def mdc_key_in_env(key: str | None):
 def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text,
               progress=gr.Progress()):
     from whisper_studio import data
+    from whisper_studio.paths import cache_dir
 
     src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
     progress(0, desc="Reading the source")
@@ -94,6 +95,8 @@ def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_a
     table = [[split, int(v["clips"]), round(float(v["hours"]), 3)] for split, v in summary.items()]
     split = "train" if "train" in dsd else next(iter(dsd))
     rows = data.sample_rows(dsd, split, SAMPLES_SHOWN)
+    for row in rows:  # clips in a local Common Voice folder lie outside what the server may serve
+        row["path"] = servable(row["path"], cache_dir() / "ui-samples")
     players, texts = [], []
     for i in range(SAMPLES_SHOWN):
         if i < len(rows):

@@ -7,7 +7,6 @@ folders only (see ui.launch_kwargs).
 
 from __future__ import annotations
 
-import shutil
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -89,29 +88,13 @@ def marked(ref: str, hyp: str) -> tuple[str, int]:
     return " ".join(out) or "<i>(empty)</i>", errors
 
 
-def _servable(path: Path, run_dir: Path | None) -> Path:
-    """Gradio serves files only from the folders allowed at launch (cache and runs); a clip elsewhere (a local
-    Common Voice folder) is copied next to the run's eval.json once."""
-    from whisper_studio.paths import cache_dir, runs_dir
-
-    resolved = path.resolve()
-    for root in (cache_dir(), runs_dir()):
-        if resolved.is_relative_to(root.resolve()):
-            return resolved
-    if run_dir is None:
-        return resolved
-    target = run_dir / "eval_clips" / f"{abs(hash(str(resolved))) % 10**12}{resolved.suffix}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resolved, target)
-    return target.resolve()
-
-
 def _audio_url(path: str | None, run_dir: Path | None = None) -> str | None:
     if not path or not isinstance(path, str) or not Path(path).is_file():
         return None
     # Relative URL: works at the server root and behind a path prefix (Spaces, reverse proxies).
-    return "gradio_api/file=" + urllib.parse.quote(str(_servable(Path(path), run_dir)))
+    if run_dir is not None:
+        path = common.servable(path, run_dir / "eval_clips")
+    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
 
 
 def table_rows(rows: list[Any], run_dir: Path | None = None) -> list[dict]:
