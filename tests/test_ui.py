@@ -139,7 +139,7 @@ def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     assert stop["interactive"] is True
     # Nothing new in metrics.jsonl: the plots are not re-sent (no flicker), the rest still is.
     again = train_tab.refresh(watched, seen)
-    assert again[3] is not None and isinstance(again[3], type(gr.skip()))
+    assert again[3] == gr.skip() and again[4] == gr.skip() and "step 3 of 10" in again[2]
     runfolder.append_metric(runs_root / watched, {"type": "train", "step": 4, "loss": 1.5, "elapsed": 8.0})
     third = train_tab.refresh(watched, seen)
     assert list(third[3]["loss"])[-1] == 1.5
@@ -328,3 +328,16 @@ def test_local_common_voice_folder_loads_with_playable_samples(tmp_path, monkeyp
     assert len(shown) == len(rows["train"])
     for path in shown:
         assert path.startswith(str(cache)) and os.path.getsize(path) > 1000
+
+
+def test_timer_refresh_never_raises_on_a_broken_run_folder(runs_root, monkeypatch):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000000-done", state="finished")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr("whisper_studio.jobs.read_metrics", broken)
+    out = train_tab.safe_refresh(None, None)
+    assert len(out) == 9 and all(o == gr.skip() for o in out)

@@ -156,7 +156,14 @@ def refresh(watched: str | None, seen: str | None):
             command, gr.update(interactive=alive))
 
 
-safe_refresh = handler("Refreshing the run view")(refresh)
+def safe_refresh(watched: str | None, seen: str | None):
+    """The timer's and page load's refresh: a run folder that cannot be read right now (half-deleted, a
+    hand-edited config) must not raise an error toast every 2 s; it is logged and the view is left as it is."""
+    try:
+        return refresh(watched, seen)
+    except Exception:  # noqa: BLE001 - logged; the next tick tries again
+        common.log.warning("could not refresh the run view", exc_info=True)
+        return tuple(gr.skip() for _ in range(9))
 
 
 @handler("Starting the training")
