@@ -128,7 +128,7 @@ def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     make_run(runs_root, "20260101-000100-live", pid=os.getpid(), evals=[(3, 1.9, 0.42)])
     # Even a page that watched the old run is switched to the live one (someone else started it).
     out = train_tab.refresh("20260101-000000-old", None)
-    watched, seen, status, loss, eloss, wer, log, command, stop = out
+    watched, seen, status, loss, eloss, wer, log, command, stop, run_state = out
     assert watched == "20260101-000100-live"
     assert "step 3 of 10" in status and "ETA" in status and "samples/s" in status
     assert list(loss["loss"]) == [2.5, 2.1, 1.7]
@@ -136,7 +136,7 @@ def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     assert list(wer["value"]["WER %"]) == [42.0]  # engine fraction -> percent
     assert "step 3 loss 1.7" in log
     assert "whisper_studio train" in command and "--language en" in command
-    assert stop["interactive"] is True
+    assert stop["interactive"] is True and run_state == "20260101-000100-live:running"
     # Nothing new in metrics.jsonl: the plots are not re-sent (no flicker), the rest still is.
     again = train_tab.refresh(watched, seen)
     assert again[3] == gr.skip() and again[4] == gr.skip() and "step 3 of 10" in again[2]
@@ -340,4 +340,4 @@ def test_timer_refresh_never_raises_on_a_broken_run_folder(runs_root, monkeypatc
 
     monkeypatch.setattr("whisper_studio.jobs.read_metrics", broken)
     out = train_tab.safe_refresh(None, None)
-    assert len(out) == 9 and all(o == gr.skip() for o in out)
+    assert len(out) == train_tab.N_OUTPUTS == 10 and all(o == gr.skip() for o in out)

@@ -134,6 +134,11 @@ def test_tiny_training_draws_live_loss_survives_reload_and_stops(page, studio, t
     stop.click()
     wait_for(lambda: re.search(r"stopped|finished", status_text(page)), 30, 0.2, "the stopped state")
     print(f"\nStop -> stopped shown in {time.monotonic() - t0:.1f} s")
+    # The stopped run saved its adapter, and the Evaluate tab lists it without a manual refresh.
+    open_tab(page, "Evaluate")
+    page.locator("#run-select input").click()
+    page.get_by_role("option").filter(has_text=run_id).first.wait_for(timeout=10_000)
+    page.keyboard.press("Escape")
     assert page.errors == [], page.errors
 
 

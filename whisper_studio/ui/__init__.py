@@ -36,6 +36,9 @@ def build_app() -> gr.Blocks:
         demo.load(train_tab.safe_refresh, [train.watched, train.seen], train.outputs, show_progress="hidden")
         demo.load(refresh_runs, run_select, run_select, show_progress="hidden")
         demo.load(refresh_adapters, adapter_select, adapter_select, show_progress="hidden")
+        # A run that starts or ends (finished: it has an adapter now) is listed on Evaluate and Try it at once.
+        train.run_state.change(refresh_runs, run_select, run_select, show_progress="hidden")
+        train.run_state.change(refresh_adapters, adapter_select, adapter_select, show_progress="hidden")
     return demo
 
 

@@ -30,6 +30,7 @@ from whisper_studio.ui.common import (
 )
 from whisper_studio.ui.data_tab import SOURCE_CHOICES, DataTab, mdc_key_in_env, source_config
 
+N_OUTPUTS = 10  # len(refresh(...))
 LOSS_COLUMNS = {"step": "int64", "loss": "float64"}
 EVAL_LOSS_COLUMNS = {"step": "int64", "eval loss": "float64"}
 WER_COLUMNS = {"step": "int64", "WER %": "float64"}
@@ -69,6 +70,7 @@ class TrainTab:
     watched: gr.State
     seen: gr.State
     outputs: list  # what `refresh` fills; the app's load event fills them too
+    run_state: gr.State  # "<run>:<state>": changes when a run starts or ends
 
 
 # --- Reading a run folder ------------------------------------------------------------------------------------
@@ -130,14 +132,15 @@ def _frame(rows: list[tuple], columns: dict[str, str]) -> pd.DataFrame:
 def refresh(watched: str | None, seen: str | None):
     """One tick: read the shown run's folder. Plots are only re-sent when a metrics line was added, so the
     chart does not flicker every 2 s. Returns values for [watched, seen, status, loss, eval loss, wer, log,
-    command, stop button]."""
+    command, stop button, run state]; the run state ("<run>:<state>") changes when a run starts or ends, which
+    makes the other tabs re-list their runs."""
     from whisper_studio import jobs
 
     info = _pick_run(watched)
     if info is None:
         return (None, None, "No runs yet. Choose the data on the **Data** tab, then press **Start**.",
                 empty_frame(**LOSS_COLUMNS), gr.update(visible=False), gr.update(visible=False),
-                "", "", gr.update(interactive=False))
+                "", "", gr.update(interactive=False), None)
     metrics = jobs.read_metrics(info.run_dir)
     key = f"{info.run_id}:{len(metrics)}"
     if key == seen:
@@ -153,7 +156,7 @@ def refresh(watched: str | None, seen: str | None):
         command = ""
     alive = bool(getattr(info, "alive", False)) and info.state in ("queued", "running")
     return (info.run_id, key, status_line(info, metrics), loss, eloss, wer, jobs.tail_log(info.run_dir, 40),
-            command, gr.update(interactive=alive))
+            command, gr.update(interactive=alive), f"{info.run_id}:{info.state}")
 
 
 def safe_refresh(watched: str | None, seen: str | None):
@@ -163,7 +166,7 @@ def safe_refresh(watched: str | None, seen: str | None):
         return refresh(watched, seen)
     except Exception:  # noqa: BLE001 - logged; the next tick tries again
         common.log.warning("could not refresh the run view", exc_info=True)
-        return tuple(gr.skip() for _ in range(9))
+        return tuple(gr.skip() for _ in range(N_OUTPUTS))
 
 
 @handler("Starting the training")
@@ -277,7 +280,8 @@ def build(data: DataTab) -> TrainTab:
     for trigger in (data.language, data.source, data.mdc_id, data.folder, data.hub_id):
         trigger.change(data_summary, [data.language, data.source, data.mdc_id, data.folder, data.hub_id], data_line,
                        queue=False, show_progress="hidden")
-    outputs = [watched, seen, status, loss_plot, eloss_plot, wer_plot, log, command, stop]
+    run_state = gr.State(None)
+    outputs = [watched, seen, status, loss_plot, eloss_plot, wer_plot, log, command, stop, run_state]
     timer = gr.Timer(REFRESH_SECONDS)
     # Ticks only read small files; hidden progress so the panel does not flash every 2 s.
     timer.tick(safe_refresh, [watched, seen], outputs, show_progress="hidden", concurrency_id="train-view",
@@ -287,4 +291,4 @@ def build(data: DataTab) -> TrainTab:
                  max_train, in8bit, precision, run_name],
                 outputs, concurrency_id="train-control", concurrency_limit=1)
     stop.click(stop_training, [watched], outputs, concurrency_id="train-control", concurrency_limit=1)
-    return TrainTab(watched, seen, outputs)
+    return TrainTab(watched, seen, outputs, run_state)
