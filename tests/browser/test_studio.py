@@ -82,6 +82,7 @@ def test_wrong_folder_is_a_message_in_the_page(page):
     toast = page.locator('[data-testid="toast-text"]').first
     toast.wait_for()
     assert "/nonexistent/cv-corpus/en" in toast.inner_text()
+    assert "/nonexistent/cv-corpus/en" in page.locator("#data-status").inner_text()  # stays after the toast
     assert "Traceback" not in page.content()
 
 

@@ -81,6 +81,20 @@ def mdc_key_in_env(key: str | None):
 @handler("Loading the data")
 def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text,
               progress=gr.Progress()):
+    """Load the source and show its size and a few samples. A wrong key, folder or id is the usual outcome of a
+    first try, so its message stays in the page (status line) as well as in a toast."""
+    from whisper_studio.errors import StudioError
+
+    try:
+        return _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, progress)
+    except StudioError as exc:
+        gr.Warning(str(exc), title="Could not load the data")
+        hidden = [gr.update(value=None, visible=False)] * SAMPLES_SHOWN
+        blank = [gr.update(value="", visible=False)] * SAMPLES_SHOWN
+        return [f"❌ **Could not load the data.** {esc(exc)}", [], *hidden, *blank]
+
+
+def _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, progress):
     from whisper_studio import data
     from whisper_studio.paths import cache_dir
 
