@@ -54,12 +54,12 @@ def tiny_en() -> Transcriber:
 # --- real models ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_base_transcribes_english_speech():
-    text = "Please send the report to my office by Friday morning."
+    text = "We walked along the river and talked about our plans for the summer."
     tr = transcribe.get_transcriber("bundled/whisper-base")
     result = tr.transcribe(_speech(text), language="en")
     assert _wer(text, result.text) <= 0.2, result.text
     assert result.language == "en" and result.model == "bundled/whisper-base" and result.adapter is None
-    assert 2 < result.audio_seconds < 8 and result.seconds > 0
+    assert 2 < result.audio_seconds < 10 and result.seconds > 0
     # Detected language when none is given, and the same words.
     detected = tr.transcribe(_speech(text))
     assert detected.language == "en"
