@@ -14,7 +14,7 @@ import pytest
 
 from whisper_studio import runfolder
 from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
-from whisper_studio.errors import ConfigError, DataSourceError, JobError
+from whisper_studio.errors import ConfigError, DataSourceError
 from whisper_studio.runfolder import RunStatus
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -64,13 +64,14 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
 
     if not audio_path:
         raise UserMessage("Record something with the microphone or upload a file first.")
-    adapter_dir = None
+    adapter_dir, adapter_name = None, None
     if run_id:
         info = common.find_run(run_id)
         if not info.has_adapter:
             raise UserMessage(f"Run {info.name} has no adapter (yet).")
         model = info.config.model
         adapter_dir = str(Path(info.run_dir) / "adapter")
+        adapter_name = info.name
     model = (model or DEFAULT_MODEL).strip()
     progress(0.1, desc="Decoding the audio")
     audio = load_audio(audio_path)  # the whole recording: the transcriber does long-form itself
@@ -85,7 +86,7 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
     if adapted is None:
         adapted_out = gr.update(value="", label="Adapted · no adapter chosen")
     else:
-        adapted_out = gr.update(value=adapted.text, label=f"Adapted ({run_id}) · {adapted.seconds:.2f} s")
+        adapted_out = gr.update(value=adapted.text, label=f"Adapted ({adapter_name}) · {adapted.seconds:.2f} s")
     detected = base.language if lang is None and base.language else None
     if detected:
         base_label += f" · detected {detected}"
