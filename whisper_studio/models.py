@@ -318,12 +318,27 @@ def ensure_bundled(name: str) -> Path:
         started = time.perf_counter()
         tmp = root / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            convert_ct2(name, tmp, files=files)
+            with _quiet_progress():
+                convert_ct2(name, tmp, files=files)
             _publish(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("converted %s%s in %.1f s into %s", BUNDLED_PREFIX, name, time.perf_counter() - started, target)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """No "Writing model shards" bars from an internal conversion (the caller reports progress its own way)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _clean_leftovers(root: Path, name: str) -> None:

@@ -387,6 +387,12 @@ def register_cli(subparsers) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        # Keep stdout/stderr to transcripts and errors: no weight-loading bars or library deprecation notes.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     missing = [f for f in args.files if not Path(f).is_file()]
     for f in missing:
         print(f"error: {f}: no such file", file=sys.stderr)
