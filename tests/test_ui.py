@@ -343,3 +343,36 @@ def test_timer_refresh_never_raises_on_a_broken_run_folder(runs_root, monkeypatc
     monkeypatch.setattr("whisper_studio.jobs.read_metrics", broken)
     out = train_tab.safe_refresh(None, None)
     assert len(out) == train_tab.N_OUTPUTS == 10 and all(o == gr.skip() for o in out)
+
+
+def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkeypatch):
+    from whisper_studio import hosting
+    from whisper_studio.ui import train_tab
+
+    args = ["en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base", 8, 16, 0.05,
+            ["q_proj", "v_proj"], 1, 1e-3, 2, 8, True, "auto", ""]
+    monkeypatch.setenv("SPACE_ID", "alice/whisper-studio")
+    monkeypatch.delenv(hosting.ADMIN_PASSWORD_ENV, raising=False)
+    with pytest.raises(gr.Error, match="duplicate=true"):
+        train_tab.start_training(*args, "")
+    with pytest.raises(gr.Error, match="locked"):
+        train_tab.stop_training(None, "")
+    # The page says so before anyone presses a button, and Start is disabled.
+    with gr.Blocks() as page:
+        from whisper_studio.ui import data_tab
+
+        train_tab.build(data_tab.build())
+    config = page.get_config_file()
+    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
+    assert by_id["start-btn"]["interactive"] is False
+    assert "locked" in by_id["train-policy"]["value"]
+
+    monkeypatch.setenv(hosting.ADMIN_PASSWORD_ENV, "s3cret")
+    with pytest.raises(gr.Error, match="Wrong or missing admin password"):
+        train_tab.start_training(*args, "guess")
+    # The right password gets past the lock: what stops it now is the (invalid) setting, checked next.
+    bad = list(args)
+    bad[13] = []
+    with pytest.raises(gr.Error, match="target module"):
+        train_tab.start_training(*bad, "s3cret")
+    assert not [p for p in runs_root.glob("*") if not p.name.startswith(".")]

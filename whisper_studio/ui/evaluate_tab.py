@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from whisper_studio import hosting
 from whisper_studio.ui import common
 from whisper_studio.ui.common import (
     EVAL_DEFAULT_MAX_CLIPS,
@@ -205,10 +206,16 @@ def show_saved(run_id, sort):
     return _outputs(result, info.name, sort, Path(info.run_dir))
 
 
-@handler("Evaluating")
-def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
+@hosting.gpu(duration=120)
+def _evaluate_on_gpu(run_dir, max_samples, report):
+    """The GPU-bound part, on its own so that ZeroGPU lends a GPU for exactly this call."""
     from whisper_studio.evaluation import evaluate_run
 
+    return evaluate_run(run_dir, max_samples=max_samples, progress=report)
+
+
+@handler("Evaluating")
+def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
     if not run_id:
         raise UserMessage("Choose a run with an adapter first (train one on the Train tab).")
     info = common.find_run(run_id)
@@ -216,7 +223,7 @@ def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
         raise UserMessage(f"Run {info.name} is still training; evaluate it when it has finished.")
     n = int(max_clips) if max_clips else None
     progress(0, desc="Loading the model")
-    result = evaluate_run(info.run_dir, max_samples=n, progress=progress_callback(progress, "Transcribing"))
+    result = _evaluate_on_gpu(info.run_dir, n, progress_callback(progress, "Transcribing"))
     return _outputs(result, info.name, sort, Path(info.run_dir))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from whisper_studio import hosting
 from whisper_studio.ui import common
 from whisper_studio.ui.common import (
     DEFAULT_LANGUAGE,
@@ -169,11 +170,25 @@ def safe_refresh(watched: str | None, seen: str | None):
         return tuple(gr.skip() for _ in range(N_OUTPUTS))
 
 
+def check_admin(password: str | None) -> None:
+    """On a public Space, starting or stopping training (the owner's hardware) needs the admin password."""
+    policy = hosting.training_policy()
+    if not policy.offered:
+        raise UserMessage(policy.reason)
+    if policy.needs_password and not hosting.check_password(password):
+        raise UserMessage(
+            "Wrong or missing admin password: starting and stopping training on this deployment needs the password "
+            f"kept in its {hosting.ADMIN_PASSWORD_ENV} secret."
+        )
+
+
 @handler("Starting the training")
 def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, mdc_key,
-                   model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name):
+                   model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name,
+                   admin_password=None):
     from whisper_studio.config import LoraSpec, TrainConfig
 
+    check_admin(admin_password)
     src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
     if not model:
         raise UserMessage("Choose a model first.")
@@ -210,7 +225,8 @@ def _as_int(value, what: str) -> int:
 
 
 @handler("Stopping the training")
-def stop_training(watched):
+def stop_training(watched, admin_password=None):
+    check_admin(admin_password)
     mgr = common.job_manager()
     active = mgr.active()
     run_id = active.run_id if active is not None else watched
@@ -226,6 +242,10 @@ def build(data: DataTab) -> TrainTab:
 
     watched = gr.State(None)
     seen = gr.State(None)
+    policy = hosting.training_policy()
+    # Why training is locked or off here (a public Space, ZeroGPU); nothing shown on one's own machine.
+    gr.Markdown(f"🔒 {esc(policy.reason)}" if policy.reason else "", visible=bool(policy.reason),
+                elem_id="train-policy")
     with gr.Row():
         with gr.Column(scale=2, min_width=360):
             model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="model",
@@ -259,8 +279,11 @@ def build(data: DataTab) -> TrainTab:
                                       info="names the run folder")
         with gr.Column(scale=3, min_width=440):
             with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="start-btn")
+                start = gr.Button("Start", variant="primary", elem_id="start-btn", interactive=policy.offered)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
+            admin_password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password",
+                                        visible=policy.offered and policy.needs_password,
+                                        info="needed to start or stop training on this deployment")
             data_line = gr.Markdown(data_summary(DEFAULT_LANGUAGE, "demo", "", "", ""), elem_id="train-data")
             status = gr.Markdown("Loading…", elem_id="train-status")
             # One series per plot and no `color=`: a colored LinePlot that starts empty draws no stroke.
@@ -288,7 +311,7 @@ def build(data: DataTab) -> TrainTab:
                concurrency_limit=None)
     start.click(start_training,
                 [*data.source_inputs, data.mdc_key, model, rank, alpha, dropout, targets, epochs, lr, batch,
-                 max_train, in8bit, precision, run_name],
+                 max_train, in8bit, precision, run_name, admin_password],
                 outputs, concurrency_id="train-control", concurrency_limit=1)
-    stop.click(stop_training, [watched], outputs, concurrency_id="train-control", concurrency_limit=1)
+    stop.click(stop_training, [watched, admin_password], outputs, concurrency_id="train-control", concurrency_limit=1)
     return TrainTab(watched, seen, outputs, run_state)

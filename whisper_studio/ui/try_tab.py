@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from whisper_studio import hosting
 from whisper_studio.ui import common
 from whisper_studio.ui.common import DEFAULT_MODEL, UserMessage, handler
 from whisper_studio.ui.train_tab import model_choices
@@ -57,10 +58,19 @@ def adapter_changed(run_id, model):
     return gr.update(value=info.config.model, interactive=False)
 
 
+@hosting.gpu(duration=60)
+def _transcribe_both(audio, model: str, adapter_dir: str | None, language: str | None):
+    """The GPU-bound part, on its own so that ZeroGPU lends a GPU for exactly this call."""
+    from whisper_studio.transcribe import get_transcriber
+
+    t = get_transcriber(model)
+    t.set_adapter(adapter_dir)
+    return t.transcribe_both(audio, language=language, task="transcribe")
+
+
 @handler("Transcribing")
 def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
     from whisper_studio.audio import load_audio
-    from whisper_studio.transcribe import get_transcriber
 
     if not audio_path:
         raise UserMessage("Record something with the microphone or upload a file first.")
@@ -75,12 +85,9 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
     model = (model or DEFAULT_MODEL).strip()
     progress(0.1, desc="Decoding the audio")
     audio = load_audio(audio_path)  # the whole recording: the transcriber does long-form itself
-    progress(0.3, desc=f"Loading {model}")
-    t = get_transcriber(model)
-    t.set_adapter(adapter_dir)
-    progress(0.5, desc="Transcribing")
+    progress(0.3, desc=f"Loading {model} and transcribing")
     lang = None if not language or language == "auto" else language
-    base, adapted = t.transcribe_both(audio, language=lang, task="transcribe")
+    base, adapted = _transcribe_both(audio, model, adapter_dir, lang)
     seconds = base.audio_seconds or len(audio) / 16000
     base_label = f"Base ({Path(model.rstrip('/')).name}) · {base.seconds:.2f} s for {seconds:.1f} s of audio"
     if adapted is None:
