@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +170,17 @@ def test_adapters_switch_over_one_base(tiny_model_dir, tmp_path):
     assert tr.transcribe_batch([audio], language="en", adapted=False, max_new_tokens=12) == [base_before]
     tr.set_adapter(None)
     assert tr.transcribe_both(audio, language="en", max_new_tokens=12)[1] is None
+    # Retrained into the same folder: the stale copy in memory is replaced on the next set_adapter.
+    _adapter(tiny_model_dir, a, seed=7)
+    later = time.time() + 5
+    os.utime(a / "adapter_model.safetensors", (later, later))
+    tr.set_adapter(a)
+    retrained = tr.transcribe(audio, language="en", adapted=True, max_new_tokens=12).text
+    fresh = Transcriber(str(tiny_model_dir), device="cpu")
+    fresh.set_adapter(a)
+    assert retrained == fresh.transcribe(audio, language="en", adapted=True, max_new_tokens=12).text
+    assert retrained != adapted_a.text
+    assert tr.transcribe(audio, language="en", max_new_tokens=12).text == base_before
 
 
 def test_get_transcriber_keeps_one_model(tiny_model_dir):
