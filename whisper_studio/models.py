@@ -228,11 +228,14 @@ def _resolve_hub(repo_id: str) -> Path:
 
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
-    except (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError) as exc:
+    except (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError, hub_errors.RevisionNotFoundError, hub_errors.HFValidationError) as exc:
         raise ModelError(f"{repo_id} cannot be downloaded from the Hugging Face hub ({type(exc).__name__})." + _suggest(repo_id)) from None
+    except hub_errors.OfflineModeIsEnabled:  # the hub library was imported with HF_HUB_OFFLINE set
+        raise OfflineError(_offline_message(repo_id, "offline mode is on (HF_HUB_OFFLINE)")) from None
     except Exception as exc:  # network failures of any flavour (httpx / requests / OSError)
-        if isinstance(exc, (OSError, ConnectionError)) or "connect" in type(exc).__name__.lower() or "timeout" in type(exc).__name__.lower():
-            raise OfflineError(_offline_message(repo_id, f"the download failed ({type(exc).__name__})")) from None
+        name = type(exc).__name__.lower()
+        if isinstance(exc, (OSError, ConnectionError)) or any(k in name for k in ("connect", "timeout", "network", "http")):
+            raise OfflineError(_offline_message(repo_id, f"the download failed ({type(exc).__name__}: {exc})")) from None
         raise
     _check_whisper_folder(folder)
     return folder
