@@ -201,11 +201,20 @@ def _hub_reachable() -> bool:
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     url = urlparse(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=HUB_PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname or "huggingface.co", port), timeout=HUB_PROBE_TIMEOUT_S):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # In a thread: the socket timeout does not cover DNS, and a stuck resolver must not stall the UI.
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(HUB_PROBE_TIMEOUT_S + 0.5)
+    return bool(result and result[0])
 
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]  # weights, configs, tokenizer; no .bin/.msgpack/.h5
