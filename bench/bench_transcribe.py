@@ -1,0 +1,299 @@
+"""Transcription speed, accuracy and memory: our Transcriber vs faster-whisper on the same (bundled) weights.
+
+    python bench/bench_transcribe.py            # full: tiny.en and base, ~40 WER clips, 5 repeats
+    python bench/bench_transcribe.py --quick    # smoke run
+
+Measured, with 2 torch / CTranslate2 threads:
+* latency of a ~5 s clip (assets/examples/en_1.wav) and real-time factor of a 60 s clip (en_long.wav cut to 60 s):
+  ours (whisper_studio.transcribe.Transcriber, float32) vs faster-whisper float32 and int8 on the same
+  weights, English forced, greedy (beam 1), no timestamps on the short clip (long-form needs them on both);
+  the candidates run interleaved and the median of the repeats is reported;
+* WER on the synthetic English demo test split: ours (transcribe_batch, evaluation's path) vs faster-whisper;
+* memory (RSS, fresh subprocesses): one base with a LoRA adapter toggled (set_adapter) vs two models.
+`--candidates` also times engine changes that are not in the engine yet (bf16 weights, dynamic int8 Linear),
+as evidence for the recommendations in docs/benchmarks.md.
+
+Targets: our latency <= 1.0x faster-whisper int8; our WER at most 0.5 points above faster-whisper float32;
+base + adapter toggled <= 1.2x the memory of one model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import f  # noqa: E402
+
+NAME = "transcribe"
+MODELS = {"tiny.en": "bundled/whisper-tiny.en", "base": "bundled/whisper-base"}
+SHORT_CLIP = common.REPO / "assets" / "examples" / "en_1.wav"
+LONG_CLIP = common.REPO / "assets" / "examples" / "en_long.wav"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Engines
+# --------------------------------------------------------------------------------------------------------------
+class Ours:
+    def __init__(self, model_id: str, dtype=None, quantize: str | None = None):
+        from whisper_studio.transcribe import Transcriber
+
+        self.t = Transcriber(model_id, device="cpu", dtype=dtype)
+        if quantize == "dynamic-int8":
+            import torch
+
+            # Candidate (not in the engine): int8 weights, dynamic int8 activations for every nn.Linear.
+            self.t.base = torch.ao.quantization.quantize_dynamic(self.t.base, {torch.nn.Linear}, dtype=torch.qint8)
+            self.t.model = self.t.base
+
+    def one(self, array, long: bool = False) -> str:
+        return self.t.transcribe(array, language="en").text
+
+    def batch(self, arrays, batch_size: int = 8) -> list[str]:
+        return self.t.transcribe_batch(arrays, language="en", batch_size=batch_size)
+
+
+class Faster:
+    def __init__(self, model_id: str, compute_type: str, threads: int):
+        from faster_whisper import WhisperModel
+
+        from whisper_studio import models
+
+        name = model_id.split("/", 1)[1]
+        self.m = WhisperModel(str(models.bundled_ct2_dir(name)), device="cpu", compute_type=compute_type,
+                              cpu_threads=threads, num_workers=1)
+
+    def one(self, array, long: bool = False) -> str:
+        segments, _ = self.m.transcribe(
+            array, language="en", task="transcribe", beam_size=1, best_of=1, temperature=0.0,
+            without_timestamps=not long, condition_on_previous_text=False, vad_filter=False, word_timestamps=False,
+        )
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def batch(self, arrays, batch_size: int = 8) -> list[str]:
+        return [self.one(a) for a in arrays]
+
+
+def engines(model_id: str, threads: int, candidates: bool) -> dict[str, object]:
+    import torch
+
+    out: dict[str, object] = {
+        "ours fp32": Ours(model_id),
+        "faster-whisper fp32": Faster(model_id, "float32", threads),
+        "faster-whisper int8": Faster(model_id, "int8", threads),
+    }
+    if candidates:
+        out["candidate: ours bf16 weights"] = Ours(model_id, dtype=torch.bfloat16)
+        out["candidate: ours dynamic int8 Linear"] = Ours(model_id, quantize="dynamic-int8")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Memory (fresh subprocesses)
+# --------------------------------------------------------------------------------------------------------------
+MEMORY_CHILD = r"""
+import json, sys, gc
+sys.path.insert(0, "bench")
+import common
+common.set_threads({threads})
+from whisper_studio.audio import load_audio
+from whisper_studio.transcribe import Transcriber
+clip = load_audio({clip!r})
+mode, adapter = {mode!r}, {adapter!r}
+rss0 = common.rss_mib()
+texts = []
+if mode == "imports":
+    import torch, transformers, peft
+elif mode == "one":
+    t = Transcriber({model!r}, device="cpu")
+    texts.append(t.transcribe(clip, language="en").text)
+elif mode == "toggled":
+    t = Transcriber({model!r}, device="cpu")
+    t.set_adapter(adapter)
+    b, a = t.transcribe_both(clip, language="en")
+    texts += [b.text, a.text]
+elif mode == "two":
+    t1 = Transcriber({model!r}, device="cpu")
+    t2 = Transcriber({model!r}, device="cpu")
+    t2.set_adapter(adapter)
+    texts += [t1.transcribe(clip, language="en").text, t2.transcribe(clip, language="en", adapted=True).text]
+gc.collect()
+print(json.dumps({{"mode": mode, "rss_mib": common.rss_mib(), "peak_rss_mib": common.peak_rss_mib(),
+                  "rss_before_mib": rss0, "texts": texts}}))
+"""
+
+
+def measure_memory(model_id: str, adapter_dir: Path, threads: int, repeats: int) -> dict:
+    out = {}
+    for mode in ("imports", "one", "toggled", "two"):
+        runs = [common.run_python_json(MEMORY_CHILD.format(threads=threads, clip=str(SHORT_CLIP), mode=mode,
+                                                           adapter=str(adapter_dir), model=model_id))
+                for _ in range(repeats)]
+        out[mode] = {"rss_mib": common.median(r["rss_mib"] for r in runs),
+                     "peak_rss_mib": common.median(r["peak_rss_mib"] for r in runs),
+                     "texts": runs[0]["texts"]}
+    imports = out["imports"]["rss_mib"]
+    one, tog, two = (out[k]["rss_mib"] for k in ("one", "toggled", "two"))
+    out["toggled_over_one"] = common.ratio(tog, one)
+    out["two_over_one"] = common.ratio(two, one)
+    out["toggled_over_one_model_only"] = common.ratio(tog - imports, one - imports)
+    out["two_over_one_model_only"] = common.ratio(two - imports, one - imports)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+def run(args) -> dict:
+    import numpy as np
+
+    common.set_threads(args.threads)
+    from whisper_studio import evaluation
+    from whisper_studio.audio import load_audio
+
+    load0 = common.check_quiet()
+    short = load_audio(SHORT_CLIP)
+    long = load_audio(LONG_CLIP)[: int(args.long_seconds * 16000)]
+    wer_rows = common.demo_rows("en", "test", args.wer_clips)
+    wer_audio = [load_audio(r["path"]) for r in wer_rows]
+    refs = [r["sentence"] for r in wer_rows]
+    _, normalize = evaluation.normalizer_for("en")
+
+    result: dict = {"machine": common.machine_info(args.threads), "load_at_start": round(load0, 2),
+                    "settings": {"short_clip": SHORT_CLIP.name, "short_seconds": round(short.size / 16000, 3),
+                                 "long_seconds": round(long.size / 16000, 3), "repeats": args.repeats,
+                                 "long_repeats": args.long_repeats, "wer_clips": len(refs), "threads": args.threads,
+                                 "quick": args.quick},
+                    "models": {}}
+    for label in args.models:
+        model_id = MODELS[label]
+        print(f"[{label}] loading engines", flush=True)
+        eng = engines(model_id, args.threads, args.candidates)
+        r: dict = {"model_id": model_id}
+        # Latency, 5 s clip (interleaved).
+        print(f"[{label}] latency x{args.repeats}", flush=True)
+        times = common.interleaved({k: (lambda e=e: e.one(short)) for k, e in eng.items()}, args.repeats)
+        r["latency_s"] = {k: common.median(v) for k, v in times.items()}
+        r["latency_all_s"] = times
+        r["short_text"] = {k: e.one(short) for k, e in eng.items()}
+        # Real-time factor, 60 s clip (the main three only: candidates are compared on the short clip).
+        main3 = {k: e for k, e in eng.items() if not k.startswith("candidate")}
+        print(f"[{label}] long x{args.long_repeats}", flush=True)
+        ltimes = common.interleaved({k: (lambda e=e: e.one(long, long=True)) for k, e in main3.items()},
+                                    args.long_repeats, warmup=0)
+        r["long_s"] = {k: common.median(v) for k, v in ltimes.items()}
+        r["rtf"] = {k: v / (long.size / 16000) for k, v in r["long_s"].items()}
+        r["long_text"] = {k: e.one(long, long=True)[:400] for k, e in main3.items()} if args.quick else {}
+        # WER on the demo test split.
+        print(f"[{label}] WER on {len(refs)} clips", flush=True)
+        r["wer"], r["wer_normalized"], r["wer_seconds"] = {}, {}, {}
+        wer_engines = {k: e for k, e in eng.items() if k in ("ours fp32", "faster-whisper fp32", "faster-whisper int8")
+                       or (args.candidates and k.startswith("candidate"))}
+        hyps_all = {}
+        for k, e in wer_engines.items():
+            dt, hyps = common.timed(lambda e=e: e.batch(wer_audio))
+            hyps_all[k] = hyps
+            r["wer"][k] = common.wer(refs, hyps)
+            r["wer_normalized"][k] = common.wer(refs, hyps, normalize)
+            r["wer_seconds"][k] = dt
+        r["wer_examples"] = [{"ref": refs[i], **{k: hyps_all[k][i] for k in hyps_all}} for i in range(min(3, len(refs)))]
+        r["latency_ratio_vs_fw_int8"] = common.ratio(r["latency_s"]["ours fp32"], r["latency_s"]["faster-whisper int8"])
+        r["latency_ratio_vs_fw_fp32"] = common.ratio(r["latency_s"]["ours fp32"], r["latency_s"]["faster-whisper fp32"])
+        r["rtf_ratio_vs_fw_int8"] = common.ratio(r["rtf"]["ours fp32"], r["rtf"]["faster-whisper int8"])
+        r["wer_gap_points"] = r["wer"]["ours fp32"] - r["wer"]["faster-whisper fp32"]
+        r["wer_gap_points_normalized"] = r["wer_normalized"]["ours fp32"] - r["wer_normalized"]["faster-whisper fp32"]
+        result["models"][label] = r
+        del eng
+        import gc
+
+        gc.collect()
+
+    if not args.no_memory:
+        print("[memory] fresh subprocesses", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            adapter = common.make_random_adapter(MODELS["base"], Path(tmp) / "adapter")
+            result["memory"] = measure_memory(MODELS["base"], adapter, args.threads, 1 if args.quick else 2)
+            result["memory"]["model"] = MODELS["base"]
+            result["memory"]["adapter"] = "random LoRA r=32 alpha=64 on q_proj, v_proj"
+
+    result["load_at_end"] = round(common.load_average()[0], 2)
+    targets = []
+    for label, r in result["models"].items():
+        targets.append(common.target(f"{label}: ours / faster-whisper int8 latency (5 s clip)",
+                                     r["latency_ratio_vs_fw_int8"], 1.0, "<=", "x"))
+        targets.append(common.target(f"{label}: ours - faster-whisper fp32 WER", r["wer_gap_points"], 0.5, "<=", " pts"))
+    if "memory" in result:
+        targets.append(common.target("base + adapter toggled / one base (RSS)", result["memory"]["toggled_over_one"],
+                                     1.2, "<=", "x"))
+    result["targets"] = targets
+    return result
+
+
+def render(res: dict) -> str:
+    s = res["settings"]
+    lines = ["## Transcription", "",
+             f"Ours = `Transcriber` (transformers generate, float32); faster-whisper = CTranslate2 on the same bundled "
+             f"weights. English forced, greedy. Latency: `{s['short_clip']}` ({s['short_seconds']} s), median of "
+             f"{s['repeats']} interleaved runs. Real-time factor: `en_long.wav` cut to {s['long_seconds']} s (long-form, "
+             f"timestamps on for both), median of {s['long_repeats']}. WER: first {s['wer_clips']} clips of the synthetic "
+             f"English demo test split (raw / Whisper-normalized, %). {s['threads']} threads.", ""]
+    for label, r in res["models"].items():
+        lines += [f"### {label}", "", "| engine | latency 5 s clip (s) | RTF 60 s clip | WER raw | WER normalized | WER set time (s) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for k, v in r["latency_s"].items():
+            lines.append(f"| {k} | {f(v)} | {f(r['rtf'].get(k))} | {f(r['wer'].get(k))} | {f(r['wer_normalized'].get(k))} | "
+                         f"{f(r['wer_seconds'].get(k))} |")
+        lines += ["", f"Ratios (ours fp32 / faster-whisper): latency {f(r['latency_ratio_vs_fw_int8'])}x int8, "
+                      f"{f(r['latency_ratio_vs_fw_fp32'])}x fp32; RTF {f(r['rtf_ratio_vs_fw_int8'])}x int8. "
+                      f"WER gap vs fp32: {r['wer_gap_points']:+.2f} points raw, {r['wer_gap_points_normalized']:+.2f} normalized.", ""]
+    if "memory" in res:
+        m = res["memory"]
+        lines += ["### Memory: one base with an adapter toggled vs two models", "",
+                  f"RSS after loading and transcribing the short clip, fresh subprocess each ({m['adapter']} on {m['model']}).", "",
+                  "| process | RSS (MiB) | peak RSS (MiB) |", "| --- | --- | --- |"]
+        names = {"imports": "imports only (torch, transformers, peft)", "one": "one base", "toggled": "one base + adapter toggled (base and adapted transcripts)",
+                 "two": "two models (base, and base + adapter)"}
+        for k, label in names.items():
+            lines.append(f"| {label} | {f(m[k]['rss_mib'], 4)} | {f(m[k]['peak_rss_mib'], 4)} |")
+        lines += ["", f"Toggled / one: {f(m['toggled_over_one'])}x (model memory only: {f(m['toggled_over_one_model_only'])}x); "
+                      f"two / one: {f(m['two_over_one'])}x (model memory only: {f(m['two_over_one_model_only'])}x).", ""]
+    lines += ["### Targets", "", common.targets_table(res["targets"]), "", common.machine_line(res["machine"]),
+              f"Load average at start {res['load_at_start']}, at end {res['load_at_end']}."]
+    return "\n".join(lines)
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, figures not representative")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    p.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--long-repeats", type=int, default=3)
+    p.add_argument("--long-seconds", type=float, default=60.0)
+    p.add_argument("--wer-clips", type=int, default=40)
+    p.add_argument("--candidates", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time candidate engine changes (bf16 weights, dynamic int8 Linear)")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.long_repeats, args.long_seconds, args.wer_clips = 1, 1, 35.0, 4
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    res = run(args)
+    path = common.write_result(NAME + ("_quick" if args.quick else ""), res)
+    if not args.no_docs and not args.quick:  # smoke figures never reach the docs
+        common.refresh_docs()
+    print(json.dumps(res["targets"], indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
