@@ -123,6 +123,9 @@ def run_language(lang: str, args, runs_root: Path) -> dict:
         "first_loss": train[0]["loss"] if train else None,
         "last_loss": train[-1]["loss"] if train else None,
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+        # CPU the job used (training + evaluation): on a shared machine, cpu_seconds / 2 is what the job would
+        # take on 2 dedicated cores, and wall_seconds / that is how much the sharing slowed it.
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -161,8 +164,13 @@ def main() -> int:
     p.add_argument("--no-8bit", action="store_true")
     p.add_argument("--runs-root", default=str(REPO / "bench" / "runs"))
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "finetune_demo.json"))
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="combine result files of runs made separately (e.g. one language per process, in "
+                        "parallel) into --out instead of running anything")
     args = p.parse_args()
 
+    if args.merge:
+        return merge(args.merge, Path(args.out))
     runs_root = Path(args.runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -190,6 +198,25 @@ def main() -> int:
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0 if report["all_targets_met"] else 1
+
+
+def merge(files: list[str], out: Path) -> int:
+    reports = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    first = reports[0]
+    for other in reports[1:]:
+        if other["settings"] != first["settings"]:
+            raise SystemExit(f"settings differ between {files[0]} and another file; not merging")
+    merged = dict(first)
+    merged["started_utc"] = min(r["started_utc"] for r in reports)
+    merged["finished_utc"] = max(r["finished_utc"] for r in reports)
+    merged["results"] = [res for r in reports for res in r["results"]]
+    merged["all_targets_met"] = all(res.get("target_met") for res in merged["results"])
+    merged["merged_from"] = [str(f) for f in files]
+    merged["note"] = first["note"] + " Languages ran as separate processes at the same time, competing for the CPU."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0 if merged["all_targets_met"] else 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Every run here goes through the real path: cv-folder source -> prepare -> 8-bit 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -132,13 +133,19 @@ def test_failure_is_recorded_then_resume_continues_from_checkpoint(tiny_model_di
     from whisper_studio.train import FAIL_AT_STEP_ENV, run_training
 
     run_dir = tmp_path / "run"
-    cfg = _cfg(tiny_model_dir, cv_en, epochs=2.0)  # 4 steps
+    # 4 steps of 2 clips, each step 2 micro-batches of 1 (gradient accumulation)
+    cfg = _cfg(tiny_model_dir, cv_en, epochs=2.0, batch_size=1, grad_accum=2)
     monkeypatch.setenv(FAIL_AT_STEP_ENV, "2")
     with pytest.raises(RuntimeError, match="injected failure at step 2"):
         run_training(cfg, run_dir, evaluate=False, save_steps=1)
     failed = runfolder.read_status(run_dir)
     assert failed.state == "failed" and "injected failure at step 2" in failed.error
     assert _train_steps(run_dir) == [1]  # step 2 failed before it was logged or saved
+    # A random model's loss is about ln(vocabulary) per token; accumulation must average micro-batches, not add
+    # them (transformers skips that division for models it believes normalize their own loss).
+    first = runfolder.read_metrics(run_dir)[0]["loss"]
+    vocab = json.loads((Path(tiny_model_dir) / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+    assert first < 1.1 * math.log(vocab)
     assert not (run_dir / runfolder.ADAPTER).exists()
 
     monkeypatch.delenv(FAIL_AT_STEP_ENV)

@@ -590,7 +590,7 @@ def _build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run
     collator = data_mod.DataCollatorSpeechSeq2SeqWithPadding(
         processor=processor, decoder_start_token_id=model.get_base_model().config.decoder_start_token_id
     )
-    return Seq2SeqTrainer(
+    trainer = Seq2SeqTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -599,6 +599,11 @@ def _build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run
         processing_class=processor,
         compute_metrics=_wer_metric(processor) if do_eval else None,
     )
+    # Whisper's forward takes **kwargs, so the Trainer assumes it normalizes its loss by num_items_in_batch; it
+    # does not (plain mean cross-entropy). Left alone, the Trainer then skips the division by grad_accum and
+    # multiplies by the number of processes: gradients (and logged losses) grad_accum x / world_size x too big.
+    trainer.model_accepts_loss_kwargs = False
+    return trainer
 
 
 def _wer_metric(processor):
