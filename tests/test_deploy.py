@@ -186,7 +186,11 @@ def test_push_reports_a_rejected_token(run_with_adapter, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        import huggingface_hub.constants
+
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        # huggingface_hub reads HF_HUB_OFFLINE once, at import (the suite sets it): lift it for this test alone.
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
         with pytest.raises(StudioError, match="rejected the token") as err:
             sharing.push_run(run_with_adapter, "me/whisper-mr", token="hf_secret_value")
