@@ -215,7 +215,7 @@ def run(args) -> dict:
         print("[memory] fresh subprocesses", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             adapter = common.make_random_adapter(MODELS["base"], Path(tmp) / "adapter")
-            result["memory"] = measure_memory(MODELS["base"], adapter, args.threads, 1 if args.quick else 2)
+            result["memory"] = measure_memory(MODELS["base"], adapter, args.threads, 1)
             result["memory"]["model"] = MODELS["base"]
             result["memory"]["adapter"] = "random LoRA r=32 alpha=64 on q_proj, v_proj"
 
@@ -271,7 +271,7 @@ def parse(argv=None):
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--threads", type=int, default=common.DEFAULT_THREADS)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--long-repeats", type=int, default=3)
+    p.add_argument("--long-repeats", type=int, default=2)
     p.add_argument("--long-seconds", type=float, default=60.0)
     p.add_argument("--wer-clips", type=int, default=40)
     p.add_argument("--candidates", action=argparse.BooleanOptionalAction, default=True,
