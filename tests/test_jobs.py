@@ -305,7 +305,7 @@ def test_list_runs_survives_restart_newest_first(runs_root, fake_job, monkeypatc
 def test_default_runs_root_and_command_from_environment(runs_root):
     manager = JobManager()
     assert manager.runs_root == runs_root.resolve() and runs_root.is_dir()
-    assert manager.command[:4] == [sys.executable, "-m", "whisper_studio", "train"]
+    assert list(manager.command[:4]) == [sys.executable, "-m", "whisper_studio", "train"]
 
 
 def test_command_line_shows_only_non_default_flags():

@@ -376,3 +376,38 @@ def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkey
     with pytest.raises(gr.Error, match="target module"):
         train_tab.start_training(*bad, "s3cret")
     assert not [p for p in runs_root.glob("*") if not p.name.startswith(".")]
+
+
+def test_several_gpus_offer_processes_and_launch_through_torchrun(runs_root, monkeypatch):
+    from whisper_studio import hosting, jobs
+    from whisper_studio.ui import data_tab, train_tab
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    hosting.visible_gpus.cache_clear()
+    try:
+        with gr.Blocks() as page:
+            train_tab.build(data_tab.build())
+        props = {c["props"].get("elem_id"): c["props"] for c in page.get_config_file()["components"]}
+        assert props["num-processes"]["visible"] is True and props["num-processes"]["maximum"] == 4
+    finally:
+        hosting.visible_gpus.cache_clear()
+    cfg = TrainConfig(language="mr", num_processes=4)
+    assert jobs.command_line(cfg).startswith("torchrun --standalone --nproc_per_node=4 -m whisper_studio train ")
+    argv = jobs.JobManager(runs_root)._job_command(cfg)
+    assert argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m"]
+    assert jobs.JobManager(runs_root)._job_command(TrainConfig())[1:] == ["-m", "whisper_studio", "train"]
+
+
+def test_one_gpu_or_none_hides_the_processes_choice(monkeypatch):
+    from whisper_studio import hosting
+    from whisper_studio.ui import data_tab, train_tab
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    hosting.visible_gpus.cache_clear()
+    try:
+        with gr.Blocks() as page:
+            train_tab.build(data_tab.build())
+        props = {c["props"].get("elem_id"): c["props"] for c in page.get_config_file()["components"]}
+        assert props["num-processes"]["visible"] is False
+    finally:
+        hosting.visible_gpus.cache_clear()

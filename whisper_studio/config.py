@@ -94,6 +94,8 @@ class TrainConfig:
     seed: int = 42
     logging_steps: int = 1
     eval_each_epoch: bool = False
+    # Data-parallel training processes, one per GPU; more than one launches the job through torchrun.
+    num_processes: int = 1
     output_dir: str | None = None  # the run folder; the job manager fills it in
     run_name: str | None = None
 
@@ -132,6 +134,8 @@ class TrainConfig:
                 f"Batch size {self.batch_size} is larger than the {self.max_train_samples} training clips; "
                 "lower the batch size or use more clips."
             )
+        if not isinstance(self.num_processes, int) or self.num_processes < 1:
+            raise ConfigError(f"Processes must be a whole number of at least 1 (got {self.num_processes!r}).")
         if not isinstance(self.logging_steps, int) or self.logging_steps < 1:
             raise ConfigError(f"Logging steps must be a whole number of at least 1 (got {self.logging_steps!r}).")
 

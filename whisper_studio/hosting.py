@@ -8,9 +8,12 @@ there, GPU-bound inference is decorated with `spaces.GPU` and training is not of
 
 from __future__ import annotations
 
+import functools
 import hmac
 import importlib.util
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -50,6 +53,23 @@ def gpu(duration: int = 60) -> Callable[[F], F]:
         return spaces.GPU(duration=duration)(fn)
 
     return wrap
+
+
+@functools.lru_cache(maxsize=1)
+def visible_gpus() -> int:
+    """How many CUDA GPUs a training job would see, found without importing torch (the UI stays light):
+    CUDA_VISIBLE_DEVICES where it is set, else `nvidia-smi -L`."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [d for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+        return len(ids)
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
 @dataclass(frozen=True)

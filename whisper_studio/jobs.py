@@ -102,6 +102,9 @@ class RunInfo:
         return data
 
 
+DEFAULT_COMMAND = (sys.executable, "-m", "whisper_studio", "train")
+
+
 class JobManager:
     """Start/stop/observe training subprocesses under one runs root.
 
@@ -117,7 +120,7 @@ class JobManager:
         else:
             self.runs_root = Path(runs_root).expanduser().resolve()
             self.runs_root.mkdir(parents=True, exist_ok=True)
-        self.command = list(command) if command else [sys.executable, "-m", "whisper_studio", "train"]
+        self.command = tuple(command) if command else DEFAULT_COMMAND
 
     # --- the lock ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -148,7 +151,7 @@ class JobManager:
             cfg.save(run_dir / runfolder.CONFIG)
             started = time.time()
             runfolder.write_status(run_dir, RunStatus(state="queued", started=started, message="starting"))
-            argv = [*self.command, "--config", str(run_dir / runfolder.CONFIG)]
+            argv = [*self._job_command(cfg), "--config", str(run_dir / runfolder.CONFIG)]
             try:
                 proc = self._launch(argv, run_dir)
             except OSError as exc:
@@ -159,6 +162,14 @@ class JobManager:
                 raise JobError(f"Could not start the training process: {exc}") from None
             self._record_launch(run_dir, proc, argv, started)
         return self.get(run_dir.name)
+
+    def _job_command(self, cfg: TrainConfig) -> list[str]:
+        """One process, or one per GPU through torchrun (torch's own launcher: it starts the ranks, sets
+        RANK/LOCAL_RANK/WORLD_SIZE and forwards SIGTERM to them, so Stop works the same)."""
+        if cfg.num_processes > 1 and self.command == DEFAULT_COMMAND:
+            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={cfg.num_processes}", "-m", "whisper_studio", "train"]
+        return list(self.command)
 
     def _new_run_dir(self, cfg: TrainConfig) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -510,7 +521,10 @@ def command_line(cfg: TrainConfig, *, python: str = "python", include_out: bool 
     for: a started run's config names its own folder, and pasting the line should make a new run, not write
     into that one."""
     available = _train_flags()
-    parts: list[str] = [python, "-m", "whisper_studio", "train"]
+    if cfg.num_processes > 1:
+        parts: list[str] = ["torchrun", "--standalone", f"--nproc_per_node={cfg.num_processes}", "-m", "whisper_studio", "train"]
+    else:
+        parts = [python, "-m", "whisper_studio", "train"]
 
     def add(flag: str, value: Any = None, *, switch: bool = False) -> None:
         if available is not None and flag not in available:

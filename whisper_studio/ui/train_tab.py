@@ -185,7 +185,7 @@ def check_admin(password: str | None) -> None:
 @handler("Starting the training")
 def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, mdc_key,
                    model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name,
-                   admin_password=None):
+                   admin_password=None, processes=1):
     from whisper_studio.config import LoraSpec, TrainConfig
 
     check_admin(admin_password)
@@ -206,6 +206,7 @@ def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio
         load_in_8bit=bool(in8bit),
         precision=precision or "auto",
         run_name=(run_name or "").strip() or None,
+        num_processes=_as_int(processes or 1, "Processes"),
     )
     # The job inherits the environment, so an MDC key typed in the page reaches it without being written down.
     with mdc_key_in_env(mdc_key):
@@ -281,6 +282,11 @@ def build(data: DataTab) -> TrainTab:
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start-btn", interactive=policy.offered)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
+            gpus = hosting.visible_gpus()
+            # Data-parallel over the GPUs this machine has (torchrun); offered only where there is a choice.
+            processes = gr.Slider(1, max(gpus, 2), value=max(gpus, 1), step=1, label="Processes (one per GPU)",
+                                  visible=gpus > 1, elem_id="num-processes",
+                                  info=f"{gpus} GPUs visible; more than one runs the job through torchrun")
             admin_password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password",
                                         visible=policy.offered and policy.needs_password,
                                         info="needed to start or stop training on this deployment")
@@ -311,7 +317,7 @@ def build(data: DataTab) -> TrainTab:
                concurrency_limit=None)
     start.click(start_training,
                 [*data.source_inputs, data.mdc_key, model, rank, alpha, dropout, targets, epochs, lr, batch,
-                 max_train, in8bit, precision, run_name, admin_password],
+                 max_train, in8bit, precision, run_name, admin_password, processes],
                 outputs, concurrency_id="train-control", concurrency_limit=1)
     stop.click(stop_training, [watched, admin_password], outputs, concurrency_id="train-control", concurrency_limit=1)
     return TrainTab(watched, seen, outputs, run_state)
