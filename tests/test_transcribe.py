@@ -14,7 +14,7 @@ import torch
 
 from whisper_studio import cli, models, transcribe
 from whisper_studio.config import LoraSpec
-from whisper_studio.errors import AudioError, LanguageError, ModelError
+from whisper_studio.errors import AudioError, ConfigError, LanguageError, ModelError
 from whisper_studio.transcribe import Transcriber
 
 SR = 16000
@@ -209,3 +209,95 @@ def test_cli_json_lines_and_missing_files(tiny_model_dir, tmp_path, capsys):
     rc = cli.main(["transcribe", str(wav), "--model", str(tiny_model_dir), "--language", "en", "--max-new-tokens", "8"])
     out, _ = capsys.readouterr()
     assert rc == 0 and out.startswith(f"{wav}: ")
+
+
+# --- precision (int8 / bf16 / fp32) and the greedy loop -------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+def _example(name: str) -> tuple[np.ndarray, str]:
+    from whisper_studio import audio
+
+    known = {e["file"]: e["text"] for e in json.loads((EXAMPLES / "examples.json").read_text(encoding="utf-8"))}
+    return audio.load_audio(EXAMPLES / name), known[name]
+
+
+def test_inference_mode_resolution(monkeypatch):
+    monkeypatch.delenv(transcribe.INFERENCE_ENV, raising=False)
+    assert transcribe.inference_mode() == transcribe.CPU_DEFAULT_INFERENCE == "int8"
+    assert transcribe.inference_mode(device="cuda") == "fp16"
+    assert transcribe.inference_mode(dtype=torch.float32) == "fp32"
+    assert transcribe.inference_mode(dtype=torch.bfloat16) == "bf16"
+    assert transcribe.inference_mode("BF16") == "bf16"
+    monkeypatch.setenv(transcribe.INFERENCE_ENV, "fp32")
+    assert transcribe.inference_mode() == "fp32"
+    assert transcribe.inference_mode("int8") == "int8"  # an explicit choice beats the environment
+    monkeypatch.setenv(transcribe.INFERENCE_ENV, "auto")
+    assert transcribe.inference_mode() == "int8"
+    monkeypatch.setenv(transcribe.INFERENCE_ENV, "int4")
+    with pytest.raises(ConfigError, match=transcribe.INFERENCE_ENV):
+        transcribe.inference_mode()
+    with pytest.raises(ConfigError, match="CPU-only"):
+        transcribe.inference_mode("int8", device="cuda")
+    with pytest.raises(ConfigError, match="GPU"):
+        transcribe.inference_mode("fp16")
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16", "fp32"])
+def test_every_precision_transcribes_the_english_example(mode):
+    array, text = _example("en_1.wav")
+    tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference=mode)
+    assert tr.inference == mode
+    if mode == "int8":
+        assert isinstance(tr.base.proj_out, transcribe._int8_linear_class())
+    assert tr.base.model.encoder.conv1.weight.dtype == (torch.bfloat16 if mode == "bf16" else torch.float32)
+    result = tr.transcribe(array, language="en")
+    assert _wer(text, result.text) <= 0.2, result.text
+    # Batched and alone: the same words (int8 quantizes each item's activations on their own).
+    other, _ = _example("en_2.wav")
+    assert tr.transcribe_batch([array, other], language="en", batch_size=2)[0] == result.text
+
+
+def test_greedy_loop_matches_generate(tiny_model_dir):
+    """fp32: the greedy loop gives generate()'s transcripts, with the language given or detected."""
+    array, _ = _example("en_1.wav")
+    clips = [array, _noise()]
+    tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference="fp32")
+    fast = [tr.transcribe(c, language="en").text for c in clips]
+    tr.fast_decode = False
+    assert [tr.transcribe(c, language="en").text for c in clips] == fast
+    rand = Transcriber(str(tiny_model_dir), device="cpu", inference="fp32")
+    fast = [(r.text, r.language) for r in (rand.transcribe(c, max_new_tokens=10) for c in clips)]
+    fast_batch = rand.transcribe_batch(clips, max_new_tokens=10)
+    rand.fast_decode = False
+    assert [(r.text, r.language) for r in (rand.transcribe(c, max_new_tokens=10) for c in clips)] == fast
+    assert fast_batch == [t for t, _ in fast]
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_adapters_toggle_on_the_fast_paths(tiny_model_dir, tmp_path, mode):
+    adapter = _adapter(tiny_model_dir, tmp_path / "a", seed=1)
+    tr = Transcriber(str(tiny_model_dir), device="cpu", inference=mode)
+    audio = _noise()
+    base_before = tr.transcribe(audio, language="en", max_new_tokens=12).text
+    tr.set_adapter(adapter)
+    lora = [m for n, m in tr.model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A")]
+    assert lora and all(m.lora_A[next(iter(m.lora_A))].weight.dtype == torch.float32 for m in lora)
+    if mode == "int8":
+        assert all(isinstance(m.base_layer, transcribe._int8_linear_class()) for m in lora)
+    base, adapted = tr.transcribe_both(audio, language="en", max_new_tokens=12)
+    assert base.text == base_before and adapted.text != base_before
+    assert tr.transcribe_batch([audio], language="en", adapted=True, max_new_tokens=12) == [adapted.text]
+    tr.set_adapter(None)
+    tr._drop(str(adapter.resolve()))  # all adapters gone: the bare (still int8 / bf16) base again
+    assert tr.model is tr.base
+    assert tr.transcribe(audio, language="en", max_new_tokens=12).text == base_before
+
+
+def test_long_audio_on_the_int8_path():
+    """Over 30 s goes through generate() on the quantized model; nothing is cut at 30 s."""
+    array, _ = _example("en_long.wav")
+    array = array[: 45 * SR]
+    tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference="int8")
+    text = tr.transcribe(array, language="en").text
+    assert len(_words(text)) > 60, text
