@@ -194,7 +194,9 @@ def test_base_pass_is_the_plain_base_model(eval_run, short_model_dir):
     assert result.n == 2
     plain = Transcriber(str(short_model_dir))  # a separate instance that never saw an adapter
     arrays = [load_audio(r.audio) for r in result.rows]
-    expected = plain.transcribe_batch(arrays, language="en", task="transcribe", adapted=False, batch_size=2)
+    budget = evaluation.token_budget(max(len(a) for a in arrays) / 16000)  # the same length budget
+    expected = plain.transcribe_batch(arrays, language="en", task="transcribe", adapted=False, batch_size=2,
+                                      max_new_tokens=budget)
     assert [r.base for r in result.rows] == [t.strip() for t in expected]
 
 
@@ -244,3 +246,12 @@ def test_evaluate_model_core_without_adapter_skips_undecodable_clips(eval_run, t
     assert result.adapted_wer is None and all(r.adapted is None and r.delta is None for r in result.rows)
     assert result.rows[1].audio is None  # in-memory bytes have no path to play
     assert result.base_wer == pytest.approx(jiwer.wer(["Hello there.", "General Kenobi!"], [r.base for r in result.rows]))
+
+
+def test_token_budget_covers_fast_speech_and_ends_runaways():
+    from whisper_studio.evaluation import token_budget
+
+    # 18 tokens/s (the densest demo script) over a 5 s clip must fit; a 30 s clip stays within Whisper's 448.
+    assert token_budget(5) >= 18 * 5
+    assert token_budget(4) < 200
+    assert token_budget(30) <= 440
