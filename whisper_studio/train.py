@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from whisper_studio import runfolder
+from whisper_studio import runfolder, sagemaker
 from whisper_studio.config import LORA_TARGETS, PRECISIONS, TrainConfig
 from whisper_studio.errors import ConfigError, JobError, StudioError
 from whisper_studio.runfolder import RunStatus
@@ -448,6 +448,8 @@ def run_training(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool =
                        world_size=world_size, train_loss=float(result.training_loss),
                        samples_per_second=round(done_steps * samples_per_step / train_seconds, 3) if train_seconds else None)
         stopped = stop.requested or (callback.stopped and not callback.time_limited)
+        if world_size > 1:  # every rank says what it did (rank 0's reporter speaks for the run folder only)
+            print(f"rank {rank}/{world_size} on {device}: trained {done_steps} steps", flush=True)
         summary["time_limited"] = callback.time_limited
 
         # 6/7. The adapter in PEFT format, with its model card (rank 0 only).
@@ -832,7 +834,18 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     data[keys[-1]] = value
 
 
+def _quiet_library_warnings() -> None:
+    """train.log is read by people in the UI: keep out warnings about the libraries' own internals."""
+    import logging
+    import warnings
+
+    # bitsandbytes looks for optional CPU 4-bit kernels we never use; transformers deprecates a name peft calls.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def _cli_train(args: argparse.Namespace) -> int:
+    _quiet_library_warnings()
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / runfolder.CONFIG).is_file():
@@ -843,6 +856,9 @@ def _cli_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig.load(run_dir / runfolder.CONFIG)
         resume = True
     else:
+        sm_env = sagemaker.environment()
+        if sm_env is not None:  # inside a SageMaker training job: its channels and output folders by default
+            sagemaker.apply_defaults(args, sm_env)
         cfg, run_dir = config_from_args(args)
         resume = False
     try:
@@ -853,6 +869,9 @@ def _cli_train(args: argparse.Namespace) -> int:
     except Exception:
         return 1  # traceback already on stderr; status.json says failed
     if _dist_env()[0] == 0:
+        sm_env = sagemaker.environment()
+        if sm_env is not None:
+            sagemaker.publish(run_dir, sm_env)  # SageMaker uploads SM_MODEL_DIR and the output dir to S3
         print(json.dumps({"run_dir": str(run_dir), "state": status.state, "step": status.step}), flush=True)
     return 0 if status.state in ("finished", "stopped") else 1
 
