@@ -203,6 +203,7 @@ def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio
         learning_rate=float(lr) if lr is not None else 0,
         batch_size=as_int(batch, "Batch size"),
         max_train_samples=as_int(max_train, "Max train clips") if max_train else None,
+        max_test_samples=TRAIN_DEFAULTS["max_test_samples"],
         load_in_8bit=bool(in8bit),
         precision=precision or "auto",
         run_name=(run_name or "").strip() or None,
