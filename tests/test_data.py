@@ -437,5 +437,24 @@ def test_cli_prints_clips_and_hours(tmp_path, capsys):
     assert main(["data", "--source", "cv-folder", "--path", str(tmp_path / "rel"), "--language", "mr"]) == 0
     text = capsys.readouterr().out
     assert "Marathi" in text and "train" in text and "clips" in text
+    assert "train / test: disjoint" in text
     assert main(["data", "--source", "cv-folder", "--path", str(tmp_path / "nowhere"), "--language", "mr"]) == 2
     assert "Folder not found" in capsys.readouterr().err
+
+
+def test_demo_cli_lists_disjoint_train_and_test(capsys):
+    from whisper_studio.cli import main
+
+    assert main(["data", "--source", "demo", "--language", "mr", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["synthetic"] is True and out["splits"]["train"]["clips"] > out["splits"]["test"]["clips"] > 0
+    assert out["shared_sentences"] == {"train/test": 0}
+
+
+def test_shared_sentences_counts_overlap(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    dsd = DatasetDict(train=Dataset.from_dict({"sentence": ["a b", "c d", "e f"]}),
+                      test=Dataset.from_dict({"sentence": ["c d ", "g h"]}))
+    assert data.shared_sentences(dsd) == {("train", "test"): 1}
+

@@ -926,6 +926,13 @@ def register_cli(subparsers) -> None:
     p.set_defaults(func=_cli)
 
 
+def shared_sentences(dsd) -> dict[tuple[str, str], int]:
+    """How many distinct sentences each pair of splits has in common (a held-out split should share none)."""
+    names = list(dsd)
+    texts = {name: {str(t).strip() for t in dsd[name]["sentence"]} for name in names}
+    return {(a, b): len(texts[a] & texts[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+
+
 def _cli(args) -> int:
     from whisper_studio.config import SourceConfig
     from whisper_studio.errors import ConfigError
@@ -940,9 +947,11 @@ def _cli(args) -> int:
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     dsd = load_source(src, splits, report=report)
     summary = summarize(dsd)
+    overlap = shared_sentences(dsd)
     if args.json:
         print(json.dumps({"source": src.kind, "language": lang.locale, "synthetic": report.synthetic,
                           "root": report.root, "missing_clips": report.missing_clips, "splits": summary,
+                          "shared_sentences": {f"{a}/{b}": n for (a, b), n in overlap.items()},
                           "notes": report.notes}, ensure_ascii=False, indent=2))
         return 0
     title = f"{src.kind} · {lang.label}"
@@ -953,6 +962,9 @@ def _cli(args) -> int:
         print(f"folder: {report.root}")
     for split, row in summary.items():
         print(f"  {split:<10} {row['clips']:>8} clips  {row['hours']:>8.3f} h")
+    for (a, b), n in overlap.items():
+        verdict = "disjoint" if n == 0 else f"{n} sentence(s) in both: a model may have heard these test sentences"
+        print(f"  {a} / {b}: {verdict}")
     for split, n in report.missing_clips.items():
         print(f"note: {n} {split} row(s) skipped: their clip is missing from clips/")
     for note in report.notes:
