@@ -12,7 +12,7 @@ encoder twice. Precision is chosen per Transcriber (`inference=`) or process-wid
 
 * ``int8`` (CPU default): every Linear layer of the encoder and decoder, and the vocabulary projection, hold
   int8 weights (one scale per output channel) and run with dynamically quantized int8 activations (fbgemm/oneDNN,
-  VNNI where the CPU has it), like faster-whisper's int8 mode. Convolutions, layer norms, attention and the
+  VNNI where the CPU has it; one scale per token where inputs have outliers), like faster-whisper's int8 mode. Convolutions, layer norms, attention and the
   embeddings stay float32; LoRA adapters stay float32 on top of the int8 layers (peft wraps them like any Linear).
 * ``bf16``: the whole model in bfloat16 (fast on CPUs with AVX512-BF16/AMX; halves memory).
 * ``fp32``: float32 weights, same tokens as transformers' generate().
@@ -153,7 +153,7 @@ def _int8_linear_class():
 
     class Int8Linear(torch.nn.Linear):
         """int8 weights with one scale per output channel; activations quantized to int8 on the fly, one scale per
-        row (per token), like CTranslate2's int8 mode. fbgemm/oneDNN's dynamic linear takes one range for the
+        row (per token) when `rowwise`, like CTranslate2's int8 mode. fbgemm/oneDNN's dynamic linear takes one range for the
         whole input, which costs accuracy on the encoder's 1500 rows (a few outlier tokens set it), so each row is
         first scaled to max |x| = 1 and two rows holding +1 and -1 pin the range to [-1, 1]; the rows' scales are
         multiplied back afterwards. That also makes a row's result independent of the other rows in the batch.
@@ -161,17 +161,19 @@ def _int8_linear_class():
         A subclass of nn.Linear so peft wraps it with LoRA layers like any Linear; `weight` is dequantized on demand
         (peft reads it when it attaches an adapter), and the empty int8 `qweight` buffer tells peft the device."""
 
-        def __init__(self, linear: torch.nn.Linear, reduce_range: bool):
+        def __init__(self, linear: torch.nn.Linear, reduce_range: bool, rowwise: bool = True):
             torch.nn.Module.__init__(self)
+            self.rowwise = rowwise
             self.in_features, self.out_features = linear.in_features, linear.out_features
             w = linear.weight.detach().float()
             scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
             with warnings.catch_warnings():  # torch marks its quantized-tensor constructors as deprecated
                 warnings.simplefilter("ignore")
                 q = torch.quantize_per_channel(w, scale, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
-                self._packed = torch.ops.quantized.linear_prepack(q, None)
+                bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
+                self._packed = torch.ops.quantized.linear_prepack(q, None if rowwise else bias)
             self.register_buffer("qweight", torch.empty(0, dtype=torch.int8, device=w.device), persistent=False)
-            self.register_buffer("_bias", None if linear.bias is None else linear.bias.detach().float().clone(), persistent=False)
+            self.register_buffer("_bias", bias if rowwise else None, persistent=False)
             self.register_parameter("bias", None)
             self.reduce_range = reduce_range
             self.register_buffer("_pins", torch.zeros(2, self.in_features, device=w.device), persistent=False)
@@ -182,8 +184,15 @@ def _int8_linear_class():
             x = x.reshape(-1, self.in_features)
             if x.dtype != torch.float32:
                 x = x.float()
+            if not self.rowwise:  # one range per item (its 1500 rows): cheaper, for well-scaled (layer-normed) inputs
+                if len(shape) == 3 and shape[0] > 1:
+                    x = x.reshape(shape)
+                    out = torch.cat([torch.ops.quantized.linear_dynamic(x[i], self._packed, self.reduce_range) for i in range(shape[0])])
+                else:
+                    out = torch.ops.quantized.linear_dynamic(x, self._packed, self.reduce_range)
+                return out.reshape(*shape[:-1], self.out_features)
             rows = x.shape[0]
-            scale = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12)
+            scale = torch.linalg.vector_norm(x, float("inf"), dim=1, keepdim=True).clamp_min_(1e-12)  # max |x| per row
             xn = torch.empty(rows + 2, self.in_features, dtype=torch.float32, device=x.device)
             torch.div(x, scale, out=xn[:rows])
             xn[rows:] = self._pins
@@ -219,10 +228,15 @@ def quantize_int8(model) -> int:
     reduce_range = not (flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
     count = 0
     for stack in (model.model.encoder, model.model.decoder):
+        encoder = stack is model.model.encoder
         for parent in list(stack.modules()):
             for name, child in list(parent.named_children()):
                 if type(child) is torch.nn.Linear:
-                    setattr(parent, name, cls(child, reduce_range))
+                    # Per-row activation scales where inputs have outlier tokens (after attention, after GELU) and
+                    # in the decoder (a few rows: cheap, and batch-invariant); one range per clip for the encoder's
+                    # layer-normed inputs (q/k/v, fc1), which saves passes over its 1500 rows.
+                    rowwise = not encoder or name in ("out_proj", "fc2")
+                    setattr(parent, name, cls(child, reduce_range, rowwise))
                     count += 1
     if type(model.proj_out) is torch.nn.Linear:
         # Untied from the token embeddings (which stay float32): the projection is the decoder's largest matmul.
