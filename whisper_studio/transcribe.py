@@ -245,6 +245,18 @@ def quantize_int8(model) -> int:
     return count
 
 
+def _release_freed_memory() -> None:
+    """Give freed heap back to the OS (glibc keeps it otherwise, and RSS would count the dropped float32 weights)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 class Transcriber:
     """One base model in memory; adapters switched over it. Thread-safe (calls are serialised).
 
@@ -266,6 +278,7 @@ class Transcriber:
         if self.inference == "int8":
             try:
                 quantize_int8(self.base)
+                _release_freed_memory()  # the float32 Linear weights just dropped
             except (RuntimeError, NotImplementedError) as exc:  # a torch build without a quantized engine
                 log.warning("int8 inference is not available here (%s); using float32", exc)
                 self.inference = "fp32"
