@@ -29,12 +29,19 @@ def rebuild_docs() -> Path:
     summary = ["## Targets at a glance", "", "| benchmark | target | measured | required | |", "| --- | --- | --- | --- | --- |"]
     sections = {}
     for name, module in BENCHES.items():
-        res = common.read_result(name)
+        res, smoke = common.read_result(name), False
+        if res is None:  # no full run yet: show the smoke run, marked as such
+            res, smoke = common.read_result(name + "_quick"), True
         if res is None:
             continue
-        sections[name] = importlib.import_module(module).render(res)
+        body = importlib.import_module(module).render(res)
+        if smoke:
+            body = body.replace("\n", "\n\n> **Smoke run only** (`--quick`: tiny sizes, few repeats, see the settings and load "
+                                f"below; `bench/results/{name}_quick.json`). Rerun `python bench/run_all.py --only {name}` "
+                                "on a quiet machine for representative figures.\n", 1)
+        sections[name] = body
         for t in res.get("targets", []):
-            summary.append(f"| {name} " + common.fmt_target(t))
+            summary.append(f"| {name}{' (smoke run)' if smoke else ''} " + common.fmt_target(t))
     machine = None
     for name in BENCHES:
         res = common.read_result(name)
