@@ -301,3 +301,21 @@ def test_long_audio_on_the_int8_path():
     tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference="int8")
     text = tr.transcribe(array, language="en").text
     assert len(_words(text)) > 60, text
+
+
+def test_short_clip_features_are_those_faster_whisper_and_openai_use():
+    """Frames after a short clip are 0.0 (OpenAI's transcribe() and faster-whisper), not the mel of silence."""
+    import numpy as np
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from whisper_studio.audio import load_audio
+    from whisper_studio.transcribe import Transcriber
+
+    audio = load_audio(EXAMPLES / "en_1.wav")
+    ours, _ = Transcriber("bundled/whisper-tiny.en", inference="fp32")._features([audio], long_form=False)
+    frames = len(audio) // 160
+    reference = pad_or_trim(FeatureExtractor(feature_size=80)(audio)[:, :frames])
+    assert ours.shape == (1, 80, 3000)
+    assert np.abs(ours[0].numpy() - reference).max() < 1e-4
+    assert float(ours[0, :, frames:].abs().max()) == 0.0

@@ -734,7 +734,7 @@ class PreparedData:
     cached: bool = False  # features came from the on-disk cache
 
 
-FEATURES_VERSION = 1  # bump when what `prepare` writes changes, so old caches are not reused
+FEATURES_VERSION = 2  # bump when what `prepare` writes changes, so old caches are not reused
 
 
 def _fingerprint(ds, processor, language: str, task: str, max_label_tokens: int) -> str:
@@ -838,6 +838,7 @@ def prepare(ds, processor, language: str, task: str = "transcribe", max_label_to
                 arrays.append(np.zeros(sr // 10, dtype=np.float32))
                 ok.append(False)
         feats = fe(arrays, sampling_rate=sr, return_tensors="np").input_features
+        audio.blank_after_audio(feats, [len(a) for a in arrays])  # as at inference: see audio.blank_after_audio
         return {"input_features": [f.astype(np.float32) for f in feats], "_ok": ok}
 
     scratch = None

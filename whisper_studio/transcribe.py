@@ -41,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from whisper_studio import models
+from whisper_studio.audio import blank_after_audio
 from whisper_studio.errors import AudioError, ConfigError, LanguageError, ModelError, StudioError
 
 log = logging.getLogger(__name__)
@@ -448,7 +449,8 @@ class Transcriber:
                 feats = fe(list(arrays), sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True)
             return feats.input_features.to(self.device, self.dtype), feats.attention_mask.to(self.device)
         feats = fe(list(arrays), sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True)
-        return feats.input_features.to(self.device, self.dtype), feats.attention_mask.to(self.device)
+        features = blank_after_audio(feats.input_features, [len(a) for a in arrays])
+        return features.to(self.device, self.dtype), feats.attention_mask.to(self.device)
 
     def _detect(self, model, features) -> str:
         lang_ids = model.detect_language(input_features=features[:, :, :3000])

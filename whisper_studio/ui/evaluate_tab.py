@@ -252,7 +252,9 @@ def build() -> tuple[gr.Dropdown, callable]:
     table = gr.HTML(render_table([], "order"), elem_id="eval-table")
 
     outs = [wer_plot, info, rows, table]
-    refresh.click(refresh_runs, run, run, queue=False)
+    # Refresh re-lists the runs and re-reads the chosen run's eval.json (an evaluation run from the command line
+    # since, or one that finished while the page was open, appears without re-choosing the run).
+    refresh.click(refresh_runs, run, run, queue=False).then(show_saved, [run, sort], outs, show_progress="hidden")
     run.change(show_saved, [run, sort], outs, show_progress="hidden")
     go.click(evaluate, [run, max_clips, sort], outs, concurrency_id="model", concurrency_limit=1)
     sort.change(resort, [rows, sort], table, queue=False, show_progress="hidden")
