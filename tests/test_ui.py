@@ -411,3 +411,21 @@ def test_one_gpu_or_none_hides_the_processes_choice(monkeypatch):
         assert props["num-processes"]["visible"] is False
     finally:
         hosting.visible_gpus.cache_clear()
+
+
+def test_push_from_the_evaluate_tab_gives_clear_messages_and_never_echoes_the_token(runs_root, monkeypatch):
+    from whisper_studio.ui import evaluate_tab
+
+    make_run(runs_root, "20260101-000300-shared", state="finished", adapter=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(gr.Error, match="Choose a run"):
+        evaluate_tab.push("", "me/x", "hf_tok", False, False)
+    with pytest.raises(gr.Error, match="OWNER/NAME"):
+        evaluate_tab.push("20260101-000300-shared", "no slash", "hf_tok", False, False)
+    with pytest.raises(gr.Error, match="needs the network") as err:
+        evaluate_tab.push("20260101-000300-shared", "me/whisper-mr", "hf_secret_tok", False, False)
+    assert "hf_secret_tok" not in err.value.message
+    with gr.Blocks() as page:
+        evaluate_tab.build()
+    props = {c["props"].get("elem_id"): c["props"] for c in page.get_config_file()["components"]}
+    assert props["push-token"]["type"] == "password"

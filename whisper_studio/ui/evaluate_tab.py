@@ -227,6 +227,19 @@ def evaluate(run_id, max_clips, sort, progress=gr.Progress()):
     return _outputs(result, info.name, sort, Path(info.run_dir))
 
 
+@handler("Pushing to the hub")
+def push(run_id, repo_id, token, merged, public):
+    """Share the chosen run's adapter (or the merged model) on the hub; the token is used, never echoed."""
+    from whisper_studio.sharing import push_run
+
+    if not run_id:
+        raise UserMessage("Choose a run with an adapter first.")
+    info = common.find_run(run_id)
+    url = push_run(info.run_dir, (repo_id or "").strip(), token=(token or "").strip() or None, merged=bool(merged),
+                   private=not public)
+    return f"Pushed {'the merged model' if merged else 'the adapter'} of **{esc(info.name)}** to {esc(url)}"
+
+
 def resort(rows, sort):
     return render_table(rows or [], sort)
 
@@ -251,11 +264,24 @@ def build() -> tuple[gr.Dropdown, callable]:
     rows = gr.State([])
     table = gr.HTML(render_table([], "order"), elem_id="eval-table")
 
+    with gr.Accordion("Share on the Hugging Face hub", open=False, elem_id="share"):
+        with gr.Row():
+            repo_id = gr.Textbox(label="Repository", placeholder="you/whisper-base-mr-lora", elem_id="push-repo",
+                                 scale=2)
+            token = gr.Textbox(label="Write token", type="password", placeholder="or set HF_TOKEN",
+                               elem_id="push-token", scale=2)
+            merged = gr.Checkbox(label="Merged full model", value=False, elem_id="push-merged", scale=1)
+            public = gr.Checkbox(label="Public", value=False, elem_id="push-public", scale=1)
+            push_btn = gr.Button("Push", elem_id="push-btn", scale=1)
+        push_result = gr.Markdown(elem_id="push-result")
+
     outs = [wer_plot, info, rows, table]
     # Refresh re-lists the runs and re-reads the chosen run's eval.json (an evaluation run from the command line
     # since, or one that finished while the page was open, appears without re-choosing the run).
     refresh.click(refresh_runs, run, run, queue=False).then(show_saved, [run, sort], outs, show_progress="hidden")
     run.change(show_saved, [run, sort], outs, show_progress="hidden")
     go.click(evaluate, [run, max_clips, sort], outs, concurrency_id="model", concurrency_limit=1)
+    push_btn.click(push, [run, repo_id, token, merged, public], push_result, concurrency_id="model",
+                   concurrency_limit=1)
     sort.change(resort, [rows, sort], table, queue=False, show_progress="hidden")
     return run, refresh_runs
