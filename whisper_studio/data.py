@@ -267,8 +267,10 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
 @contextlib.contextmanager
-def _api_key_env(api_key: str | None):
-    """The SDK reads its key from MDC_API_KEY only; an explicit key is put there for the call and removed."""
+def mdc_key_in_env(api_key: str | None):
+    """The SDK (and a training job, which inherits the environment) reads the key from MDC_API_KEY only: an
+    explicit key is put there for the duration and removed after. Blank means none: the environment's own."""
+    api_key = (api_key or "").strip() or None
     if api_key is None:
         yield
         return
@@ -323,7 +325,7 @@ def _mdc_download(dataset_id: str, api_key: str | None, progress: Progress) -> P
         watcher = threading.Thread(target=_watch_download, args=(folder, progress, stop), daemon=True)
         watcher.start()
     try:
-        with _api_key_env(api_key):
+        with mdc_key_in_env(api_key):
             return Path(datacollective.download_dataset(dataset_id, download_directory=str(folder),
                                                         show_progress=False, extract=False))
     except AuthenticationError:

@@ -17,7 +17,7 @@ import unicodedata
 
 import numpy as np
 
-from whisper_studio.errors import AudioError, DataSourceError
+from whisper_studio.errors import AudioError
 
 # espeak_AUDIO_OUTPUT: synthesise in the calling thread and hand samples to the callback (no sound device).
 AUDIO_OUTPUT_SYNCHRONOUS = 2

@@ -42,7 +42,7 @@ import numpy as np
 
 from whisper_studio import models
 from whisper_studio.audio import blank_after_audio
-from whisper_studio.errors import AudioError, ConfigError, LanguageError, ModelError, StudioError
+from whisper_studio.errors import AudioError, ConfigError, LanguageError, ModelError
 
 log = logging.getLogger(__name__)
 

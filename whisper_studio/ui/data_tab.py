@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -20,7 +17,6 @@ SOURCE_CHOICES = [
 
 # The training job reads MDC_API_KEY from its environment; a key typed in the page is put in ours only while the
 # job is launched (it inherits a copy), under this lock, and never written to disk, logged or sent back.
-_KEY_LOCK = threading.Lock()
 
 
 @dataclass
@@ -58,24 +54,6 @@ def source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio,
         return SourceConfig(kind="hub", language=locale, dataset_id=strip(hub_id), hub_config=strip(hub_config),
                             audio_column=strip(hub_audio) or "audio", text_column=strip(hub_text) or "sentence")
     return SourceConfig(kind="demo", language=locale)
-
-
-@contextlib.contextmanager
-def mdc_key_in_env(key: str | None):
-    key = (key or "").strip()
-    if not key:
-        yield
-        return
-    with _KEY_LOCK:
-        old = os.environ.get("MDC_API_KEY")
-        os.environ["MDC_API_KEY"] = key
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("MDC_API_KEY", None)
-            else:
-                os.environ["MDC_API_KEY"] = old
 
 
 @handler("Loading the data")

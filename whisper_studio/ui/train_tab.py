@@ -29,7 +29,7 @@ from whisper_studio.ui.common import (
     fmt_duration,
     handler,
 )
-from whisper_studio.ui.data_tab import SOURCE_CHOICES, DataTab, mdc_key_in_env, source_config
+from whisper_studio.ui.data_tab import SOURCE_CHOICES, DataTab, source_config
 
 N_OUTPUTS = 10  # len(refresh(...))
 LOSS_COLUMNS = {"step": "int64", "loss": "float64"}
@@ -187,6 +187,7 @@ def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio
                    model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name,
                    admin_password=None, processes=1):
     from whisper_studio.config import LoraSpec, TrainConfig
+    from whisper_studio.data import mdc_key_in_env
 
     check_admin(admin_password)
     src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
