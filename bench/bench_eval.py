@@ -18,7 +18,6 @@ Target: ours >= 3x the one-clip loop.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -160,14 +159,7 @@ def parse(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    res = run(args)
-    path = common.write_result(NAME + ("_quick" if args.quick else ""), res)
-    if not args.no_docs and not args.quick:
-        common.refresh_docs()
-    print(json.dumps(res["targets"], indent=1))
-    print(f"wrote {path}")
-    return 0
+    return common.bench_main(NAME, parse, run, argv)
 
 
 if __name__ == "__main__":

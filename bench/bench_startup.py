@@ -16,8 +16,6 @@ Target: first page within 5 s.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import socket
 import subprocess
@@ -180,14 +178,7 @@ def parse(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    res = run(args)
-    path = common.write_result(NAME + ("_quick" if args.quick else ""), res)
-    if not args.no_docs and not args.quick:
-        common.refresh_docs()
-    print(json.dumps(res["targets"], indent=1))
-    print(f"wrote {path}")
-    return 0
+    return common.bench_main(NAME, parse, run, argv)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,8 @@ base + adapter toggled <= 1.2x the memory of one model.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -143,7 +141,6 @@ def measure_memory(model_id: str, adapter_dir: Path, threads: int, repeats: int)
 
 # --------------------------------------------------------------------------------------------------------------
 def run(args) -> dict:
-    import numpy as np
 
     common.set_threads(args.threads)
     from whisper_studio import evaluation
@@ -282,14 +279,7 @@ def parse(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    res = run(args)
-    path = common.write_result(NAME + ("_quick" if args.quick else ""), res)
-    if not args.no_docs and not args.quick:  # smoke figures never reach the docs
-        common.refresh_docs()
-    print(json.dumps(res["targets"], indent=1))
-    print(f"wrote {path}")
-    return 0
+    return common.bench_main(NAME, parse, run, argv)
 
 
 if __name__ == "__main__":

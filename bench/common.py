@@ -350,3 +350,17 @@ def refresh_docs() -> Path:
     import run_all  # bench/ is on sys.path for the scripts
 
     return run_all.rebuild_docs()
+
+
+def bench_main(name: str, parse, run, argv=None) -> int:
+    """What every bench script's `main` does: run, save the result (smoke runs apart), refresh the docs."""
+    import json
+
+    args = parse(argv)
+    res = run(args)
+    path = write_result(name + ("_quick" if args.quick else ""), res)
+    if not args.no_docs and not args.quick:  # smoke figures never reach the docs
+        refresh_docs()
+    print(json.dumps(res["targets"], indent=1))
+    print(f"wrote {path}")
+    return 0

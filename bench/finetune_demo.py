@@ -26,6 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+import common  # noqa: E402  (bench/common.py)
 
 TARGET_RATIO = 0.60
 TRAIN_BUDGET_S = 15 * 60
@@ -35,23 +37,13 @@ DEFAULTS = dict(epochs=2.0, learning_rate=1e-3, warmup_steps=5, batch_size=8, gr
                 max_test_samples=60, max_steps=60, time_limit=float(TRAIN_BUDGET_S))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict:
     import torch
 
     from whisper_studio.train import cpu_has_fast_bf16
 
     return {
-        "cpu": cpu_model(),
+        "cpu": common.cpu_model(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
