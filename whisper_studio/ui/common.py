@@ -130,6 +130,35 @@ def progress_callback(progress: gr.Progress | None, desc: str = "") -> Callable[
     return report
 
 
+# --- Forms: named inputs --------------------------------------------------------------------------------------
+class Form:
+    """Named components for one event: handlers get one dict of named values, not N positional arguments.
+
+        form = Form(language=language_dropdown, kind=source_radio, ...)
+        button.click(handler_fn, inputs=form.inputs, ...)      # def handler_fn(*args): v = form.values(args)
+
+    A Form can extend another (`Form(data_form, model=model_dropdown)`), so the Train tab reuses the Data tab's
+    source fields without knowing their order.
+    """
+
+    def __init__(self, *parents: "Form", **components: Any) -> None:
+        self.components: dict[str, Any] = {}
+        for parent in parents:
+            self.components.update(parent.components)
+        self.components.update(components)
+
+    @property
+    def inputs(self) -> list:
+        return list(self.components.values())
+
+    def values(self, args: tuple | list) -> dict[str, Any]:
+        """Positional event values (in `inputs` order) -> {name: value}; extra trailing args are ignored."""
+        return dict(zip(self.components, args))
+
+    def __getitem__(self, name: str) -> Any:
+        return self.components[name]
+
+
 # --- Runs ------------------------------------------------------------------------------------------------
 def job_manager():
     from whisper_studio.jobs import JobManager
