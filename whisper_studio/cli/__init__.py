@@ -1,4 +1,6 @@
-"""`python -m whisper_studio SUBCOMMAND ...`: each engine module registers its own subcommand."""
+"""`python -m whisper_studio SUBCOMMAND ...`: one module per subcommand under whisper_studio/cli/.
+
+The engine modules hold no argparse code; each `cli/<name>.py` turns flags into the engine's typed calls."""
 
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ from whisper_studio.errors import StudioError
 # Modules are imported only to build the parser, so `--help` stays fast enough and a broken optional
 # dependency in one subcommand does not take the others down.
 SUBCOMMAND_MODULES = (
-    "whisper_studio.transcribe",
-    "whisper_studio.data",
-    "whisper_studio.demo",
-    "whisper_studio.train",
-    "whisper_studio.evaluation",
-    "whisper_studio.export",
-    "whisper_studio.sharing",
+    "whisper_studio.cli.transcribe",
+    "whisper_studio.cli.data",
+    "whisper_studio.cli.demo",
+    "whisper_studio.cli.train",
+    "whisper_studio.cli.evaluate",
+    "whisper_studio.cli.export",
+    "whisper_studio.cli.push",
 )
 
 
@@ -32,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that subcommand is not written yet
-                continue
-            raise
-        module.register_cli(subparsers)
+        importlib.import_module(name).register_cli(subparsers)
     return parser
 
 
