@@ -1,0 +1,73 @@
+"""Fast tests of the Data tab: handlers called directly against real run folders (no browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from whisper_studio.errors import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+from uiutil import no_progress as _no_progress
+
+
+def test_source_config_from_page_values():
+    from whisper_studio.ui.data_tab import source_config
+
+    src = source_config("Marathi · मराठी (mr)", "demo", "", "", "", "", "audio", "sentence")
+    assert (src.kind, src.language) == ("demo", "mr")
+    src = source_config("sv-SE", "cv-folder", "", " /data/cv/sv-SE ", "", "", "audio", "sentence")
+    assert (src.kind, src.path, src.language) == ("cv-folder", "/data/cv/sv-SE", "sv-SE")
+    src = source_config("en", "hub", "", "", "user/set", "", "clip", "text")
+    assert (src.dataset_id, src.audio_column, src.text_column) == ("user/set", "clip", "text")
+    with pytest.raises(ConfigError, match="path"):
+        source_config("en", "cv-folder", "", "  ", "", "", "audio", "sentence")
+    with pytest.raises(ConfigError, match="Data Collective"):
+        source_config("en", "mdc", "", "", "", "", "audio", "sentence")
+
+
+def test_missing_folder_is_a_clear_message(tmp_path):
+    from whisper_studio.ui.data_tab import load_data
+
+    with pytest.warns(UserWarning, match="nope"):  # gr.Warning: the toast (a Python warning outside a request)
+        out = load_data("en", "cv-folder", "", "", str(tmp_path / "nope"), "", "", "audio", "sentence",
+                        progress=_no_progress)
+    status, table, players = out[0], out[1], out[2:6]
+    assert status.startswith("❌") and str(tmp_path / "nope") in status
+    assert table == [] and not any(p["visible"] for p in players)
+    assert "Traceback" not in status and "Error:" not in status
+
+
+def test_local_common_voice_folder_loads_with_playable_samples(tmp_path, monkeypatch):
+    """A Common Voice release folder outside the cache: counts per split, and sample clips copied to where the
+    server may serve them (Gradio refuses to send files from arbitrary folders)."""
+    import shutil
+
+    from whisper_studio.ui.data_tab import load_data
+    from whisper_studio.ui.try_tab import EXAMPLES_DIR
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WHISPER_STUDIO_CACHE", str(cache))
+    locale_dir = tmp_path / "cv-corpus-1.0" / "en"
+    (locale_dir / "clips").mkdir(parents=True)
+    items = [i for i in json.loads((EXAMPLES_DIR / "examples.json").read_text()) if i["language"] == "en"]
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment\n"
+    rows = {"train": items[:-1], "test": items[-1:]}
+    for split, chosen in rows.items():
+        lines = [header]
+        for item in chosen:
+            shutil.copy(EXAMPLES_DIR / item["file"], locale_dir / "clips" / item["file"])
+            lines.append(f"c1\t{item['file']}\t{item['text']}\t2\t0\t\t\t\ten\t\n")
+        (locale_dir / f"{split}.tsv").write_text("".join(lines), encoding="utf-8")
+    out = load_data("en", "cv-folder", "", "", str(locale_dir.parent), "", "", "audio", "sentence",
+                    progress=_no_progress)
+    status, table, players = out[0], out[1], out[2:6]
+    assert {r[0]: r[1] for r in table} == {"train": len(rows["train"]), "test": 1}, (status, table)
+    shown = [p["value"] for p in players if p["visible"]]
+    assert len(shown) == len(rows["train"])
+    for path in shown:
+        assert path.startswith(str(cache)) and os.path.getsize(path) > 1000

@@ -1,0 +1,166 @@
+"""Fast tests of the Train tab: handlers called directly against real run folders (no browser)."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+import pytest
+
+from whisper_studio import runfolder
+from whisper_studio.config import TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+from uiutil import make_run
+
+
+def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000000-old", state="finished", step=10, total=10, adapter=True)
+    make_run(runs_root, "20260101-000100-live", pid=os.getpid(), evals=[(3, 1.9, 0.42)])
+    # Even a page that watched the old run is switched to the live one (someone else started it).
+    out = train_tab.refresh("20260101-000000-old", None)
+    watched, seen, status, loss, eloss, wer, log, command, stop, run_state = out
+    assert watched == "20260101-000100-live"
+    assert "step 3 of 10" in status and "ETA" in status and "samples/s" in status
+    assert list(loss["loss"]) == [2.5, 2.1, 1.7]
+    assert eloss["visible"] is True and list(eloss["value"]["eval loss"]) == [1.9]
+    assert list(wer["value"]["WER %"]) == [42.0]  # engine fraction -> percent
+    assert "step 3 loss 1.7" in log
+    assert "whisper_studio train" in command and "--language en" in command
+    assert stop["interactive"] is True and run_state == "20260101-000100-live:running"
+    # Nothing new in metrics.jsonl: the plots are not re-sent (no flicker), the rest still is.
+    again = train_tab.refresh(watched, seen)
+    assert again[3] == gr.skip() and again[4] == gr.skip() and "step 3 of 10" in again[2]
+    runfolder.append_metric(runs_root / watched, {"type": "train", "step": 4, "loss": 1.5, "elapsed": 8.0})
+    third = train_tab.refresh(watched, seen)
+    assert list(third[3]["loss"])[-1] == 1.5
+
+
+def test_refresh_without_runs_and_after_the_run_ended(runs_root):
+    from whisper_studio.ui import train_tab
+
+    out = train_tab.refresh(None, None)
+    assert out[0] is None and "No runs yet" in out[2] and out[8]["interactive"] is False
+    make_run(runs_root, "20260101-000000-done", state="finished", step=10, total=10)
+    out = train_tab.refresh(None, None)
+    assert out[0] == "20260101-000000-done" and "finished" in out[2] and "ETA" not in out[2]
+    assert out[8]["interactive"] is False
+
+
+def test_second_start_while_a_job_runs_names_the_busy_run(runs_root):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000100-busy", pid=os.getpid())
+    with pytest.raises(gr.Error) as info:
+        train_tab.start_training("en", "demo", "", "", "", "", "audio", "sentence", "",
+                                 "bundled/whisper-base", 8, 16, 0.05, ["q_proj", "v_proj"], 1, 1e-3, 2, 8, True,
+                                 "auto", "")
+    assert "already running" in info.value.message and "20260101-000100-busy" in info.value.message
+    assert len(list(runs_root.iterdir())) == 2  # the busy run and the lock file: no new run folder
+
+
+def test_start_validates_settings_before_launching(runs_root):
+    from whisper_studio.ui import train_tab
+
+    args = ["en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base", 8, 16, 0.05]
+    with pytest.raises(gr.Error, match="target module"):
+        train_tab.start_training(*args, [], 1, 1e-3, 2, 8, True, "auto", "")
+    with pytest.raises(gr.Error, match="Batch size 16 is larger"):
+        train_tab.start_training(*args, ["q_proj"], 1, 1e-3, 16, 8, True, "auto", "")
+    with pytest.raises(gr.Error, match="LoRA rank must be a whole number"):
+        train_tab.start_training("en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base",
+                                 2.5, 16, 0.05, ["q_proj"], 1, 1e-3, 2, 8, True, "auto", "")
+    assert not runs_root.exists() or not [p for p in runs_root.iterdir() if not p.name.startswith(".")]
+
+
+def test_model_dropdown_lists_catalog_and_extra_folders(monkeypatch, tmp_path):
+    from whisper_studio.ui.train_tab import model_choices
+
+    monkeypatch.setenv("WHISPER_STUDIO_EXTRA_MODELS", str(tmp_path / "tiny"))
+    values = [v for _, v in model_choices()]
+    assert "bundled/whisper-base" in values and str(tmp_path / "tiny") == values[-1]
+
+
+def test_timer_refresh_never_raises_on_a_broken_run_folder(runs_root, monkeypatch):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000000-done", state="finished")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr("whisper_studio.jobs.read_metrics", broken)
+    out = train_tab.safe_refresh(None, None)
+    assert len(out) == train_tab.N_OUTPUTS == 10 and all(o == gr.skip() for o in out)
+
+
+def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkeypatch):
+    from whisper_studio import hosting
+    from whisper_studio.ui import train_tab
+
+    args = ["en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base", 8, 16, 0.05,
+            ["q_proj", "v_proj"], 1, 1e-3, 2, 8, True, "auto", ""]
+    monkeypatch.setenv("SPACE_ID", "alice/whisper-studio")
+    monkeypatch.delenv(hosting.ADMIN_PASSWORD_ENV, raising=False)
+    with pytest.raises(gr.Error, match="duplicate=true"):
+        train_tab.start_training(*args, "")
+    with pytest.raises(gr.Error, match="locked"):
+        train_tab.stop_training(None, "")
+    # The page says so before anyone presses a button, and Start is disabled.
+    with gr.Blocks() as page:
+        from whisper_studio.ui import data_tab
+
+        train_tab.build(data_tab.build())
+    config = page.get_config_file()
+    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c["props"].get("elem_id")}
+    assert by_id["start-btn"]["interactive"] is False
+    assert "locked" in by_id["train-policy"]["value"]
+
+    monkeypatch.setenv(hosting.ADMIN_PASSWORD_ENV, "s3cret")
+    with pytest.raises(gr.Error, match="Wrong or missing admin password"):
+        train_tab.start_training(*args, "guess")
+    # The right password gets past the lock: what stops it now is the (invalid) setting, checked next.
+    bad = list(args)
+    bad[13] = []
+    with pytest.raises(gr.Error, match="target module"):
+        train_tab.start_training(*bad, "s3cret")
+    assert not [p for p in runs_root.glob("*") if not p.name.startswith(".")]
+
+
+def test_several_gpus_offer_processes_and_launch_through_torchrun(runs_root, monkeypatch):
+    from whisper_studio import hosting, jobs
+    from whisper_studio.ui import data_tab, train_tab
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    hosting.visible_gpus.cache_clear()
+    try:
+        with gr.Blocks() as page:
+            train_tab.build(data_tab.build())
+        props = {c["props"].get("elem_id"): c["props"] for c in page.get_config_file()["components"]}
+        assert props["num-processes"]["visible"] is True and props["num-processes"]["maximum"] == 4
+    finally:
+        hosting.visible_gpus.cache_clear()
+    cfg = TrainConfig(language="mr", num_processes=4)
+    assert jobs.command_line(cfg).startswith("torchrun --standalone --nproc_per_node=4 -m whisper_studio train ")
+    argv = jobs.JobManager(runs_root)._job_command(cfg)
+    assert argv[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m"]
+    assert jobs.JobManager(runs_root)._job_command(TrainConfig())[1:] == ["-m", "whisper_studio", "train"]
+
+
+def test_one_gpu_or_none_hides_the_processes_choice(monkeypatch):
+    from whisper_studio import hosting
+    from whisper_studio.ui import data_tab, train_tab
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    hosting.visible_gpus.cache_clear()
+    try:
+        with gr.Blocks() as page:
+            train_tab.build(data_tab.build())
+        props = {c["props"].get("elem_id"): c["props"] for c in page.get_config_file()["components"]}
+        assert props["num-processes"]["visible"] is False
+    finally:
+        hosting.visible_gpus.cache_clear()
