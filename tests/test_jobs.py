@@ -327,7 +327,7 @@ def test_command_line_round_trips_through_train_cli(tmp_path):
     """The shown command, parsed by train.py's own parser, gives back the same configuration."""
     import shlex
 
-    train = pytest.importorskip("whisper_studio.train")
+    train = pytest.importorskip("whisper_studio.cli.train")
     from whisper_studio.cli import build_parser
 
     cfg = TrainConfig(

@@ -1,4 +1,4 @@
-"""models.py: catalog, bundled conversion (cached, sha-checked, atomic), hub/offline rules, 8-bit, LoRA."""
+"""models/: catalog, bundled conversion (cached, sha-checked, atomic), hub/offline rules, 8-bit, LoRA."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def test_hub_id_offline_fails_fast_naming_bundled(monkeypatch, tmp_path):
     # Not flagged offline, but the hub does not answer (a closed local port): still fast, still OfflineError.
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)  # util.hub_offline reads every HF flag
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     t = time.perf_counter()
     with pytest.raises(OfflineError, match="bundled"):
@@ -127,7 +128,7 @@ def test_tiny_en_conversion_is_concurrent_safe_cached_checked_and_atomic(monkeyp
     assert folder == half
     assert not stale_tmp.exists() and not list(root.glob(".tmp-*")) and not list(root.glob(".old-*"))
     marker = _marker(folder)
-    assert marker["sha256"] == models._sha256_files(models.bundled_source_files("whisper-tiny.en"))
+    assert marker["sha256"] == models.ct2._sha256_files(models.bundled_source_files("whisper-tiny.en"))
     config = json.loads((folder / "config.json").read_text())
     gen = json.loads((folder / "generation_config.json").read_text())
     assert config["vocab_size"] == 51864 and config["d_model"] == 384 and config["num_mel_bins"] == 80

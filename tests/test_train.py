@@ -222,7 +222,7 @@ def test_bad_data_path_fails_with_its_message(tiny_model_dir, tmp_path):
 
 def test_cli_flags_override_config_file(tmp_path, monkeypatch):
     from whisper_studio.cli import build_parser
-    from whisper_studio.train import config_from_args
+    from whisper_studio.cli.train import config_from_args
 
     monkeypatch.setenv("WHISPER_STUDIO_RUNS", str(tmp_path / "runs"))
     base = TrainConfig(language="mr", epochs=3.0, batch_size=8)

@@ -1,4 +1,4 @@
-"""transcribe.py: real transcription with the bundled models, long-form, adapters, edge cases, the CLI."""
+"""transcribe.py and inference/: real transcription with the bundled models, long-form, adapters, edge cases, the CLI."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from whisper_studio import cli, models, transcribe
 from whisper_studio.config import LoraSpec
 from whisper_studio.errors import AudioError, ConfigError, LanguageError, ModelError
+from whisper_studio.inference.int8 import int8_linear_class
 from whisper_studio.transcribe import Transcriber
 
 SR = 16000
@@ -120,9 +121,10 @@ def test_english_only_model_refuses_other_languages_and_translation(tiny_en):
 
 def test_language_codes_resolve_or_fail_clearly(tiny_model_dir):
     tr = Transcriber(str(tiny_model_dir), device="cpu")
-    assert tr._generate_kwargs("sv-SE", "transcribe") == ({"task": "transcribe", "language": "sv"}, "sv")
-    assert tr._generate_kwargs("Marathi", "translate")[1] == "mr"
-    assert tr._generate_kwargs("la", "transcribe")[1] == "la"  # a Whisper language Common Voice lacks
+    options = tr.options("sv-SE", "transcribe")
+    assert (tr.decoder.generate_kwargs(options), options.code) == ({"task": "transcribe", "language": "sv"}, "sv")
+    assert tr.options("Marathi", "translate").code == "mr"
+    assert tr.options("la", "transcribe").code == "la"  # a Whisper language Common Voice lacks
     with pytest.raises(LanguageError):
         tr.transcribe(np.zeros(SR, np.float32), language="klingon-XX")
 
@@ -181,6 +183,28 @@ def test_adapters_switch_over_one_base(tiny_model_dir, tmp_path):
     assert retrained == fresh.transcribe(audio, language="en", adapted=True, max_new_tokens=12).text
     assert retrained != adapted_a.text
     assert tr.transcribe(audio, language="en", max_new_tokens=12).text == base_before
+
+
+def test_session_keeps_its_adapter_until_the_block_ends(tiny_model_dir, tmp_path):
+    """evaluation's guarantee: inside a session no other caller can switch the adapter between passes."""
+    import threading
+
+    a = _adapter(tiny_model_dir, tmp_path / "a", seed=1)
+    tr = Transcriber(str(tiny_model_dir), device="cpu")
+    switched = threading.Event()
+
+    def other_caller():
+        tr.set_adapter(None)
+        switched.set()
+
+    with tr.session(a) as session:
+        thread = threading.Thread(target=other_caller)
+        thread.start()
+        assert not switched.wait(0.3)  # blocked on the session's lock
+        assert session.adapter == str(a.resolve())
+        session.transcribe_batch([_noise()], language="en", adapted=True, max_new_tokens=4)
+    thread.join(10)
+    assert switched.is_set() and tr.adapter is None
 
 
 def test_get_transcriber_keeps_one_model(tiny_model_dir):
@@ -249,7 +273,7 @@ def test_every_precision_transcribes_the_english_example(mode):
     tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference=mode)
     assert tr.inference == mode
     if mode == "int8":
-        assert isinstance(tr.base.proj_out, transcribe._int8_linear_class())
+        assert isinstance(tr.base.proj_out, int8_linear_class())
     assert tr.base.model.encoder.conv1.weight.dtype == (torch.bfloat16 if mode == "bf16" else torch.float32)
     result = tr.transcribe(array, language="en")
     assert _wer(text, result.text) <= 0.2, result.text
@@ -284,12 +308,12 @@ def test_adapters_toggle_on_the_fast_paths(tiny_model_dir, tmp_path, mode):
     lora = [m for n, m in tr.model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A")]
     assert lora and all(m.lora_A[next(iter(m.lora_A))].weight.dtype == torch.float32 for m in lora)
     if mode == "int8":
-        assert all(isinstance(m.base_layer, transcribe._int8_linear_class()) for m in lora)
+        assert all(isinstance(m.base_layer, int8_linear_class()) for m in lora)
     base, adapted = tr.transcribe_both(audio, language="en", max_new_tokens=12)
     assert base.text == base_before and adapted.text != base_before
     assert tr.transcribe_batch([audio], language="en", adapted=True, max_new_tokens=12) == [adapted.text]
     tr.set_adapter(None)
-    tr._drop(str(adapter.resolve()))  # all adapters gone: the bare (still int8 / bf16) base again
+    tr.lora.drop(str(adapter.resolve()))  # all adapters gone: the bare (still int8 / bf16) base again
     assert tr.model is tr.base
     assert tr.transcribe(audio, language="en", max_new_tokens=12).text == base_before
 

@@ -18,23 +18,24 @@ from uiutil import no_progress as _no_progress
 def test_source_config_from_page_values():
     from whisper_studio.ui.data_tab import source_config
 
-    src = source_config("Marathi · मराठी (mr)", "demo", "", "", "", "", "audio", "sentence")
+    src = source_config({"language": "Marathi · मराठी (mr)", "kind": "demo"})
     assert (src.kind, src.language) == ("demo", "mr")
-    src = source_config("sv-SE", "cv-folder", "", " /data/cv/sv-SE ", "", "", "audio", "sentence")
+    src = source_config({"language": "sv-SE", "kind": "cv-folder", "folder": " /data/cv/sv-SE "})
     assert (src.kind, src.path, src.language) == ("cv-folder", "/data/cv/sv-SE", "sv-SE")
-    src = source_config("en", "hub", "", "", "user/set", "", "clip", "text")
+    src = source_config({"language": "en", "kind": "hub", "hub_id": "user/set", "hub_config": "", "hub_audio": "clip",
+                         "hub_text": "text"})
     assert (src.dataset_id, src.audio_column, src.text_column) == ("user/set", "clip", "text")
     with pytest.raises(ConfigError, match="path"):
-        source_config("en", "cv-folder", "", "  ", "", "", "audio", "sentence")
+        source_config({"language": "en", "kind": "cv-folder", "folder": "  "})
     with pytest.raises(ConfigError, match="Data Collective"):
-        source_config("en", "mdc", "", "", "", "", "audio", "sentence")
+        source_config({"language": "en", "kind": "mdc", "mdc_id": ""})
 
 
 def test_missing_folder_is_a_clear_message(tmp_path):
     from whisper_studio.ui.data_tab import load_data
 
     with pytest.warns(UserWarning, match="nope"):  # gr.Warning: the toast (a Python warning outside a request)
-        out = load_data("en", "cv-folder", "", "", str(tmp_path / "nope"), "", "", "audio", "sentence",
+        out = load_data({"language": "en", "kind": "cv-folder", "mdc_key": "", "folder": str(tmp_path / "nope")},
                         progress=_no_progress)
     status, table, players = out[0], out[1], out[2:6]
     assert status.startswith("❌") and str(tmp_path / "nope") in status
@@ -63,11 +64,30 @@ def test_local_common_voice_folder_loads_with_playable_samples(tmp_path, monkeyp
             shutil.copy(EXAMPLES_DIR / item["file"], locale_dir / "clips" / item["file"])
             lines.append(f"c1\t{item['file']}\t{item['text']}\t2\t0\t\t\t\ten\t\n")
         (locale_dir / f"{split}.tsv").write_text("".join(lines), encoding="utf-8")
-    out = load_data("en", "cv-folder", "", "", str(locale_dir.parent), "", "", "audio", "sentence",
-                    progress=_no_progress)
+    out = load_data({"language": "en", "kind": "cv-folder", "folder": str(locale_dir.parent)}, progress=_no_progress)
     status, table, players = out[0], out[1], out[2:6]
     assert {r[0]: r[1] for r in table} == {"train": len(rows["train"]), "test": 1}, (status, table)
     shown = [p["value"] for p in players if p["visible"]]
     assert len(shown) == len(rows["train"])
     for path in shown:
         assert path.startswith(str(cache)) and os.path.getsize(path) > 1000
+
+
+def test_load_button_gets_gradio_progress():
+    """The Load event takes the form's values positionally, then a gr.Progress that Gradio injects (it only
+    looks at positional parameters), and hands load_data one dict of named values."""
+    import gradio as gr
+    from gradio.helpers import special_args
+
+    from whisper_studio.ui import data_tab
+
+    with gr.Blocks():
+        tab = data_tab.build()
+    keys = list(tab.form.components)
+    assert keys[:3] == ["language", "kind", "mdc_key"] and {"mdc_id", "folder", "hub_id"} <= set(keys)
+    seen = {}
+    event = tab.form.event(lambda values, progress: seen.update(values=values, progress=progress), progress=True)
+    args, progress_index, _, _ = special_args(event, [f"v-{k}" for k in keys])
+    assert progress_index == len(keys) and isinstance(args[progress_index], gr.Progress)
+    event(*args)
+    assert seen["values"] == {k: f"v-{k}" for k in keys} and seen["progress"] is args[progress_index]

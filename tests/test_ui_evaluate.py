@@ -16,7 +16,6 @@ from uiutil import make_run, no_progress as _no_progress
 
 
 def test_word_errors_marked_and_sorting(tmp_path):
-    pytest.importorskip("whisper_studio.evaluation")
     from whisper_studio.ui.evaluate_tab import marked, render_table, table_rows
 
     html, errors = marked("the cat sat on the mat", "the bat on the mat today")
@@ -37,7 +36,6 @@ def test_word_errors_marked_and_sorting(tmp_path):
 
 
 def test_saved_evaluation_is_shown_from_disk(runs_root):
-    pytest.importorskip("whisper_studio.evaluation")
     from whisper_studio.ui import evaluate_tab
 
     run_dir = make_run(runs_root, "20260101-000000-done", state="finished", adapter=True)

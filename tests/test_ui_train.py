@@ -16,6 +16,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from uiutil import make_run
 
 
+def settings(**changes):
+    """The Train tab's form values (Data tab source fields first), as Start receives them."""
+    values = {"language": "en", "kind": "demo", "mdc_key": "", "model": "bundled/whisper-base", "rank": 8,
+              "alpha": 16, "dropout": 0.05, "targets": ["q_proj", "v_proj"], "epochs": 1, "learning_rate": 1e-3,
+              "batch_size": 2, "max_train": 8, "in8bit": True, "precision": "auto", "run_name": ""}
+    return {**values, **changes}
+
+
 def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     from whisper_studio.ui import train_tab
 
@@ -56,9 +64,7 @@ def test_second_start_while_a_job_runs_names_the_busy_run(runs_root):
 
     make_run(runs_root, "20260101-000100-busy", pid=os.getpid())
     with pytest.raises(gr.Error) as info:
-        train_tab.start_training("en", "demo", "", "", "", "", "audio", "sentence", "",
-                                 "bundled/whisper-base", 8, 16, 0.05, ["q_proj", "v_proj"], 1, 1e-3, 2, 8, True,
-                                 "auto", "")
+        train_tab.start_training(settings())
     assert "already running" in info.value.message and "20260101-000100-busy" in info.value.message
     assert len(list(runs_root.iterdir())) == 2  # the busy run and the lock file: no new run folder
 
@@ -66,14 +72,12 @@ def test_second_start_while_a_job_runs_names_the_busy_run(runs_root):
 def test_start_validates_settings_before_launching(runs_root):
     from whisper_studio.ui import train_tab
 
-    args = ["en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base", 8, 16, 0.05]
     with pytest.raises(gr.Error, match="target module"):
-        train_tab.start_training(*args, [], 1, 1e-3, 2, 8, True, "auto", "")
+        train_tab.start_training(settings(targets=[]))
     with pytest.raises(gr.Error, match="Batch size 16 is larger"):
-        train_tab.start_training(*args, ["q_proj"], 1, 1e-3, 16, 8, True, "auto", "")
+        train_tab.start_training(settings(targets=["q_proj"], batch_size=16))
     with pytest.raises(gr.Error, match="LoRA rank must be a whole number"):
-        train_tab.start_training("en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base",
-                                 2.5, 16, 0.05, ["q_proj"], 1, 1e-3, 2, 8, True, "auto", "")
+        train_tab.start_training(settings(rank=2.5, targets=["q_proj"]))
     assert not runs_root.exists() or not [p for p in runs_root.iterdir() if not p.name.startswith(".")]
 
 
@@ -102,12 +106,10 @@ def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkey
     from whisper_studio import hosting
     from whisper_studio.ui import train_tab
 
-    args = ["en", "demo", "", "", "", "", "audio", "sentence", "", "bundled/whisper-base", 8, 16, 0.05,
-            ["q_proj", "v_proj"], 1, 1e-3, 2, 8, True, "auto", ""]
     monkeypatch.setenv("SPACE_ID", "alice/whisper-studio")
     monkeypatch.delenv(hosting.ADMIN_PASSWORD_ENV, raising=False)
     with pytest.raises(gr.Error, match="duplicate=true"):
-        train_tab.start_training(*args, "")
+        train_tab.start_training(settings(admin_password=""))
     with pytest.raises(gr.Error, match="locked"):
         train_tab.stop_training(None, "")
     # The page says so before anyone presses a button, and Start is disabled.
@@ -122,12 +124,10 @@ def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkey
 
     monkeypatch.setenv(hosting.ADMIN_PASSWORD_ENV, "s3cret")
     with pytest.raises(gr.Error, match="Wrong or missing admin password"):
-        train_tab.start_training(*args, "guess")
+        train_tab.start_training(settings(admin_password="guess"))
     # The right password gets past the lock: what stops it now is the (invalid) setting, checked next.
-    bad = list(args)
-    bad[13] = []
     with pytest.raises(gr.Error, match="target module"):
-        train_tab.start_training(*bad, "s3cret")
+        train_tab.start_training(settings(targets=[], admin_password="s3cret"))
     assert not [p for p in runs_root.glob("*") if not p.name.startswith(".")]
 
 

@@ -1,4 +1,9 @@
-"""Typed configuration of a fine-tuning run, validated on construction and saved as config.json."""
+"""Typed configuration of a fine-tuning run, validated on construction and saved as config.json.
+
+Each field's `metadata` is its command-line option (the transformers/peft style): `flag`, `help`, and for
+switches `switch` (the value the flag sets). options.py walks it to build the train parser, the TrainConfig
+from parsed flags and the headless command preview, so an option is written once, here.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,65 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from whisper_studio.errors import ConfigError
+from whisper_studio.util import write_json_atomic
 
-SOURCE_KINDS = ("demo", "cv-folder", "mdc", "hub")
-TASKS = ("transcribe", "translate")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Task = Literal["transcribe", "translate"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+LoraBias = Literal["none", "all", "lora_only"]
+TASKS = get_args(Task)
+PRECISIONS = get_args(Precision)
+LORA_BIASES = get_args(LoraBias)
 # Linear layers of a Whisper encoder/decoder layer that LoRA can wrap.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-LORA_BIASES = ("none", "all", "lora_only")
+
+
+def opt(flag: str, help: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A field's command-line option, as `metadata=`."""
+    return {"flag": flag, "help": help, **extra}
 
 
 @dataclass
 class SourceConfig:
     """Where the audio and sentences come from."""
 
-    kind: str = "demo"
-    language: str = "mr"  # Common Voice locale
-    path: str | None = None  # cv-folder: the release folder (or its <locale> subfolder)
-    dataset_id: str | None = None  # mdc: dataset id; hub: repo id
-    audio_column: str = "audio"  # hub only
-    text_column: str = "sentence"  # hub only
-    hub_config: str | None = None  # hub only: the dataset configuration name
+    # A str, not a Literal: the kinds are whatever the sources registry holds (checked in __post_init__).
+    kind: str = field(default="demo", metadata=opt("--source", "data source kind", choices="source_kinds"))
+    language: str = "mr"  # Common Voice locale; always the run's language (no flag of its own)
+    path: str | None = field(default=None, metadata=opt("--path", "cv-folder: the Common Voice release folder"))
+    dataset_id: str | None = field(default=None, metadata=opt("--dataset-id", "mdc / hub: the dataset id"))
+    audio_column: str = field(default="audio", metadata=opt("--audio-column", "hub: the audio column (audio)"))
+    text_column: str = field(default="sentence",
+                             metadata=opt("--text-column", "hub: the transcript column (sentence)"))
+    hub_config: str | None = field(default=None, metadata=opt("--hub-config", "hub: the dataset configuration name"))
 
     def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ConfigError(f"Unknown data source {self.kind!r}; choose one of {', '.join(SOURCE_KINDS)}.")
         if not self.language:
             raise ConfigError("A data source needs a language (a Common Voice locale such as 'mr').")
-        if self.kind == "cv-folder" and not self.path:
-            raise ConfigError("The local Common Voice source needs the path of a release folder (cv-corpus-*/<locale>).")
-        if self.kind in ("mdc", "hub") and not self.dataset_id:
-            what = "a Mozilla Data Collective dataset id" if self.kind == "mdc" else "a Hugging Face dataset id"
-            raise ConfigError(f"The {self.kind} source needs {what}.")
+        from whisper_studio import sources  # lazily: the registry's modules import this one
+
+        sources.get(self.kind).check(self)
 
 
 @dataclass
 class LoraSpec:
     """LoRA adapter shape; defaults are the recipe's (r=32, alpha=64, q_proj+v_proj, dropout 0.05, bias none)."""
 
-    rank: int = 32
-    alpha: int | None = 64
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    bias: str = "none"
+    rank: int = field(default=32, metadata=opt("--rank", "LoRA rank (32)"))
+    alpha: float | None = field(default=64.0, metadata=opt("--alpha", "LoRA alpha (64)"))
+    dropout: float = field(default=0.05, metadata=opt("--dropout", "LoRA dropout (0.05)"))
+    target_modules: tuple[str, ...] = field(
+        default=("q_proj", "v_proj"),
+        metadata=opt("--target-modules", f"LoRA target modules among {', '.join(LORA_TARGETS)} (q_proj v_proj); "
+                     "commas work too", nargs="+", metavar="MODULE"))
+    bias: LoraBias = field(default="none", metadata=opt("--lora-bias", "LoRA bias (none)"))
 
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
+        if isinstance(self.alpha, int) and not isinstance(self.alpha, bool):
+            self.alpha = float(self.alpha)
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ConfigError(f"LoRA rank must be a whole number of at least 1 (got {self.rank!r}).")
         if self.alpha is None:
@@ -76,28 +92,36 @@ class LoraSpec:
 class TrainConfig:
     """Everything a training run needs; config.json in the run folder is this, as JSON."""
 
-    model: str = "bundled/whisper-base"
-    language: str = "mr"
+    # `always`: shown in the command preview even at its default (what a reader recognises the run by).
+    model: str = field(default="bundled/whisper-base",
+                       metadata=opt("--model", "bundled/whisper-base, a hub id or a local folder", always=True))
+    language: str = field(default="mr", metadata=opt("--language", "Common Voice locale, e.g. mr", always=True))
     source: SourceConfig = field(default_factory=SourceConfig)
     lora: LoraSpec = field(default_factory=LoraSpec)
-    task: str = "transcribe"
-    epochs: float = 3.0
-    learning_rate: float = 1e-3
-    warmup_steps: int = 10
-    batch_size: int = 8
-    grad_accum: int = 1
-    load_in_8bit: bool = True
+    task: Task = field(default="transcribe", metadata=opt("--task", "transcribe, or translate into English"))
+    epochs: float = field(default=3.0, metadata=opt("--epochs", "passes over the training clips (3)"))
+    learning_rate: float = field(default=1e-3, metadata=opt("--learning-rate", "peak learning rate (0.001)"))
+    warmup_steps: int = field(default=10, metadata=opt("--warmup-steps", "linear warm-up, in optimizer steps (10)"))
+    batch_size: int = field(default=8, metadata=opt("--batch-size", "clips per step and process (8)"))
+    grad_accum: int = field(default=1, metadata=opt("--grad-accum", "batches per optimizer step (1)"))
+    load_in_8bit: bool = field(default=True, metadata=opt(
+        "--no-8bit", "load the base in full precision instead of 8-bit", switch=False))
     # auto: bf16 autocast where the hardware has fast bf16 (AMX CPUs, Ampere+ GPUs), fp32 otherwise.
-    precision: str = "auto"
-    max_train_samples: int | None = None
-    max_test_samples: int | None = None
-    seed: int = 42
-    logging_steps: int = 1
-    eval_each_epoch: bool = False
-    # Data-parallel training processes, one per GPU; more than one launches the job through torchrun.
+    precision: Precision = field(default="auto", metadata=opt(
+        "--precision", "auto (bf16 where the hardware is fast at it) | fp32 | bf16 | fp16"))
+    max_train_samples: int | None = field(default=None, metadata=opt(
+        "--max-train-samples", "at most this many training clips (a seeded random subset)"))
+    max_test_samples: int | None = field(default=None, metadata=opt(
+        "--max-test-samples", "at most this many test clips for evaluation"))
+    seed: int = field(default=42, metadata=opt("--seed", "random seed (42)"))
+    logging_steps: int = field(default=1, metadata=opt("--logging-steps", "a metrics line every N steps (1)"))
+    eval_each_epoch: bool = field(default=False, metadata=opt(
+        "--eval-each-epoch", "evaluate loss and WER on the test split each epoch", switch=True))
+    # Data-parallel training processes, one per GPU; more than one launches the job through torchrun (the
+    # command preview says so with its torchrun prefix, not a flag).
     num_processes: int = 1
-    output_dir: str | None = None  # the run folder; the job manager fills it in
-    run_name: str | None = None
+    output_dir: str | None = None  # the run folder; the job manager fills it in (--out on the command line)
+    run_name: str | None = field(default=None, metadata=opt("--run-name", "names the run folder"))
 
     def __post_init__(self) -> None:
         if isinstance(self.source, dict):
@@ -171,11 +195,7 @@ class TrainConfig:
         path = Path(path)
         if path.is_dir():
             path = path / "config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainConfig":

@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from whisper_studio import paths, synth
-from whisper_studio.errors import DataSourceError
+from whisper_studio import languages, paths, synth
+from whisper_studio.errors import DataSourceError, LanguageError
 
 Progress = Callable[[float, str], None] | None
 
@@ -86,12 +86,10 @@ def _resolve_locale(locale: str) -> str:
         if code.lower() == known.lower():
             return known
     try:  # also accept a language name or Whisper code ("Marathi", "mr")
-        from whisper_studio import languages
-
         resolved = languages.resolve(code).locale
         if resolved in DEMO_LANGUAGES:
             return resolved
-    except Exception:  # languages.py missing or the code unknown: the message below says what is possible
+    except LanguageError:  # an unknown code: the message below says what is possible
         pass
     raise DataSourceError(
         f"There is no synthetic demo corpus for {locale!r}. Demo languages: {', '.join(DEMO_LANGUAGES)}. "
@@ -321,8 +319,6 @@ def examples(folder: Path | str = EXAMPLES_DIR) -> list[dict]:
     return [dict(e, path=str(folder / e["file"])) for e in entries]
 
 
-
-
 def _to_16k(samples: np.ndarray, sr: int) -> np.ndarray:
     import soxr
 
@@ -363,55 +359,9 @@ def write_examples(out_dir: Path | str = EXAMPLES_DIR) -> list[dict]:
     return entries
 
 
-def _add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="demo_cmd", required=True)
-    b = sub.add_parser("build", help="build a demo corpus in the Common Voice layout (cached)")
-    b.add_argument("locale", nargs="+", help=f"one or more of: {' '.join(DEMO_LANGUAGES)} (or 'all')")
-    b.add_argument("--root", default=None, help="folder that gets <locale>/ (default: the cache)")
-    b.add_argument("--n-train", type=int, default=DEFAULT_SIZES["train"])
-    b.add_argument("--n-dev", type=int, default=DEFAULT_SIZES["dev"])
-    b.add_argument("--n-test", type=int, default=DEFAULT_SIZES["test"])
-    b.add_argument("--seed", type=int, default=0)
-    sub.add_parser("examples", help=f"rewrite the example clips in {EXAMPLES_DIR}")
-
-
-def _run(args) -> int:
-    if args.demo_cmd == "examples":
-        for entry in write_examples():
-            print(f"{entry['file']}\t{entry['seconds']} s\t{entry['text'][:60]}")
-        return 0
-    locales = DEMO_LANGUAGES if args.locale == ["all"] else args.locale
-    for locale in locales:
-        t = time.perf_counter()
-        folder = build_corpus(locale, args.root, n_train=args.n_train, n_dev=args.n_dev, n_test=args.n_test, seed=args.seed)
-        print(f"{locale}\t{folder}\t{time.perf_counter() - t:.1f} s")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    """`python -m whisper_studio demo build mr` (when cli.SUBCOMMAND_MODULES lists this module)."""
-    parser = subparsers.add_parser("demo", help="synthetic demo data spoken by eSpeak NG",
-                                   description="Synthetic demo corpora (Common Voice layout) and example clips.")
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m whisper_studio.demo build LOCALE... [--root DIR] [--n-train N ...] | examples"""
-    import argparse
+if __name__ == "__main__":  # `python -m whisper_studio.demo examples` = `python -m whisper_studio demo examples`
     import sys
 
-    from whisper_studio.errors import StudioError
+    from whisper_studio.cli import main
 
-    parser = argparse.ArgumentParser(prog="python -m whisper_studio.demo", description="Synthetic demo data (eSpeak NG).")
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["demo", *sys.argv[1:]]))

@@ -3,10 +3,11 @@
     evaluate_run(RUN_DIR)  -> EvalResult, also written to RUN_DIR/eval.json
     evaluate_model(model_id, adapter_dir, dataset, language)   the reusable core
     word_errors(ref, hyp)  -> [(op, ref_word, hyp_word)] for marking errors in the UI
-    python -m whisper_studio evaluate RUN_DIR [--split test] [--max-samples N] [--batch-size B] [--json]
+    format_summary(result) -> the text table `python -m whisper_studio evaluate` prints (whisper_studio/cli/evaluate.py)
 
 Both transcripts come from ONE base model in memory (transcribe.get_transcriber), with the LoRA adapter
-switched off for the base pass: the comparison isolates the adapter, and memory holds one model, not two.
+switched off for the base pass: the comparison isolates the adapter, and memory holds one model, not two. The
+language is resolved once, at evaluate_run / evaluate_model, and passed down as a `languages.Language`.
 Decoding is greedy with the language and task forced, as in training, so language detection errors do not
 leak into the comparison.
 
@@ -19,12 +20,9 @@ scripts the normalized number counts fragments, not words, which is why the raw 
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
 import functools
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +30,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 import jiwer
 
+from whisper_studio import audio as audio_io
 from whisper_studio import runfolder
 from whisper_studio.audio import SAMPLE_RATE
 from whisper_studio.errors import AudioError, DataSourceError, JobError
+from whisper_studio.inference.decode import resolve_language
+from whisper_studio.languages import Language
 
 __all__ = ["UtteranceRow", "EvalResult", "evaluate_run", "evaluate_model", "word_errors", "load_eval",
-           "normalizer_for", "corpus_wer", "register_cli"]
+           "normalizer_for", "corpus_wer", "token_budget", "format_summary"]
 
 Progress = Callable[[float, str], None]
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -129,21 +130,13 @@ def _basic_normalizer():
     return BasicTextNormalizer()
 
 
-def normalizer_for(language: str) -> tuple[str, Callable[[str], str]]:
-    """(name, function): Whisper's English normalizer for English, its basic normalizer otherwise."""
-    code = _whisper_code(language)
-    if code == "en":
+def normalizer_for(language: str | Language | None) -> tuple[str, Callable[[str], str]]:
+    """(name, function): Whisper's English normalizer for English, its basic normalizer otherwise (also for
+    None, a detected language)."""
+    lang = resolve_language(language)
+    if lang is not None and lang.whisper == "en":
         return "whisper-english", _english_normalizer()
     return "whisper-basic", _basic_normalizer()
-
-
-def _whisper_code(language: str) -> str:
-    try:
-        from whisper_studio.languages import resolve
-
-        return resolve(language).whisper
-    except Exception:  # an unknown code is reported by whoever decodes with it; scoring falls back
-        return str(language).split("-")[0].lower()
 
 
 def _utterance_wer(ref: str, hyp: str) -> float:
@@ -188,7 +181,7 @@ def evaluate_model(
     model_id: str,
     adapter_dir: str | Path | None,
     dataset: Iterable[Mapping[str, Any]],
-    language: str,
+    language: str | Language,
     *,
     task: str = "transcribe",
     max_samples: int | None = None,
@@ -201,10 +194,9 @@ def evaluate_model(
 
     `dataset`: rows with `audio` (a `{path, bytes}` dict as data.load_source gives, a path, or a
     `{array, sampling_rate}` dict), `sentence` and optionally `id`; a datasets.Dataset or any iterable.
-    `language`: a Common Voice locale or Whisper code; it is forced in decoding and picks the normalizer.
+    `language`: a Language, Common Voice locale or Whisper code ("auto": detected per clip); it is forced in
+    decoding and picks the normalizer.
     """
-    from whisper_studio import audio as audio_mod
-
     t0 = time.time()
     report = progress or (lambda fraction, message: None)
     if max_samples is not None and max_samples < 1:
@@ -216,20 +208,19 @@ def evaluate_model(
         rows_in = rows_in[:max_samples]
     if not rows_in:
         raise DataSourceError("There are no clips to evaluate.")
-    code = _whisper_code(language)
-    norm_name, normalize = normalizer_for(language)
+    lang = resolve_language(language)
+    norm_name, normalize = normalizer_for(lang)
 
     report(0.0, f"loading {model_id}")
     if transcriber is None:
         from whisper_studio.transcribe import get_transcriber
 
         transcriber = get_transcriber(model_id)
-    # The transcriber is process-wide: hold its (re-entrant) lock for the whole evaluation so another caller
-    # cannot switch its adapter between our base and adapted passes.
-    with getattr(transcriber, "_lock", None) or contextlib.nullcontext():
-        transcriber.set_adapter(str(adapter_dir) if adapter_dir is not None else None)
-        rows, skipped = _transcribe_all(transcriber, rows_in, code, task, adapter_dir is not None, batch_size,
-                                        normalize, report, audio_mod)
+    # The transcriber is process-wide: the session keeps our adapter for the whole evaluation, so another caller
+    # cannot switch it between our base and adapted passes.
+    with transcriber.session(str(adapter_dir) if adapter_dir is not None else None) as session:
+        rows, skipped = _transcribe_all(session, rows_in, lang, task, adapter_dir is not None, batch_size,
+                                        normalize, report)
     total = len(rows_in)
     if not rows:
         raise DataSourceError(f"None of the {total} clips could be decoded (first error: {skipped[0]['error']}).")
@@ -246,7 +237,7 @@ def evaluate_model(
         rows=rows,
         model=str(model_id),
         adapter=str(adapter_dir) if adapter_dir is not None else None,
-        language=str(language),
+        language=lang.locale if lang is not None else str(language),
         task=task,
         split=split,
         normalizer=norm_name,
@@ -268,7 +259,7 @@ def token_budget(seconds: float) -> int:
     return int(min(MAX_TARGET_TOKENS, 16 + TOKENS_PER_SECOND_BUDGET * seconds))
 
 
-def _transcribe_all(transcriber, rows_in, code, task, with_adapter, batch_size, normalize, report, audio_mod):
+def _transcribe_all(transcriber, rows_in, language: Language | None, task, with_adapter, batch_size, normalize, report):
     rows: list[UtteranceRow] = []
     skipped: list[dict[str, str]] = []
     total = len(rows_in)
@@ -279,16 +270,16 @@ def _transcribe_all(transcriber, rows_in, code, task, with_adapter, batch_size, 
         for i, row in enumerate(chunk):
             clip_id = str(row.get("id", start + i))
             try:
-                arrays.append(_decode(row.get("audio"), audio_mod))
+                arrays.append(_decode(row.get("audio")))
                 kept.append((start + i, row))
             except AudioError as exc:
                 skipped.append({"id": clip_id, "error": str(exc)})
         if arrays:
             budget = token_budget(max(len(a) for a in arrays) / SAMPLE_RATE)
-            base = transcriber.transcribe_batch(arrays, language=code, task=task, adapted=False,
+            base = transcriber.transcribe_batch(arrays, language=language, task=task, adapted=False,
                                                 batch_size=batch_size, max_new_tokens=budget)
             adapted = (
-                transcriber.transcribe_batch(arrays, language=code, task=task, adapted=True,
+                transcriber.transcribe_batch(arrays, language=language, task=task, adapted=True,
                                              batch_size=batch_size, max_new_tokens=budget)
                 if with_adapter
                 else [None] * len(arrays)
@@ -300,20 +291,21 @@ def _transcribe_all(transcriber, rows_in, code, task, with_adapter, batch_size, 
     return rows, skipped
 
 
-def _decode(src: Any, audio_mod) -> "Any":
+def _decode(src: Any):
+    """A dataset row's audio -> float32 mono 16 kHz."""
     if isinstance(src, Mapping):
         if src.get("array") is not None:
             import numpy as np
 
-            return audio_mod.to_16k(np.asarray(src["array"], dtype="float32"), int(src.get("sampling_rate") or audio_mod.SAMPLE_RATE))
+            return audio_io.to_16k(np.asarray(src["array"], dtype="float32"), int(src.get("sampling_rate") or SAMPLE_RATE))
         if src.get("bytes"):
-            return audio_mod.load_audio(src["bytes"])
+            return audio_io.load_audio(src["bytes"])
         if src.get("path"):
-            return audio_mod.load_audio(src["path"])
+            return audio_io.load_audio(src["path"])
         raise AudioError("A clip has neither audio bytes nor a path.")
     if src is None:
         raise AudioError("A clip has no audio.")
-    return audio_mod.load_audio(src)
+    return audio_io.load_audio(src)
 
 
 def _score_row(row: Mapping[str, Any], index: int, base: str, adapted: str | None, normalize) -> UtteranceRow:
@@ -366,6 +358,7 @@ def evaluate_run(
     if not (run_dir / runfolder.CONFIG).is_file():
         raise JobError(f"{run_dir} is not a run folder (it has no config.json).")
     cfg = TrainConfig.load(run_dir / runfolder.CONFIG)
+    language = resolve_language(cfg.language)
     adapter = run_dir / runfolder.ADAPTER
     if not (adapter / "adapter_config.json").is_file():
         status = runfolder.read_status(run_dir)
@@ -402,7 +395,7 @@ def evaluate_run(
         cfg.model,
         adapter,
         dataset,
-        cfg.language,
+        language,
         task=cfg.task,
         max_samples=max_samples,
         batch_size=batch_size,
@@ -414,44 +407,7 @@ def evaluate_run(
     return result
 
 
-# --- command line ---------------------------------------------------------------------------------------
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate",
-        help="WER of the base model vs a run's adapter",
-        description="Transcribe a split of the run's data with the base model and with the run's adapter, "
-        "and report raw and normalized WER; per-utterance rows go to RUN_DIR/eval.json.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a run id under the runs folder)")
-    p.add_argument("--split", default="test", help="data split to evaluate on (default: test)")
-    p.add_argument("--max-samples", type=int, default=None, help="evaluate at most N clips (default: the run's max test samples)")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per decoding batch (default: 8)")
-    p.add_argument("--json", action="store_true", help="print exactly one JSON object with the five summary numbers")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir).expanduser()
-    if not run_dir.is_dir() and "/" not in args.run_dir:
-        from whisper_studio.paths import runs_dir
-
-        if (runs_dir() / args.run_dir).is_dir():
-            run_dir = runs_dir() / args.run_dir
-
-    def show(fraction: float, message: str) -> None:
-        print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
-
-    # Everything but the final answer goes to stderr, so `--json` output is one parseable object even if a
-    # library prints while loading.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = evaluate_run(run_dir, split=args.split, max_samples=args.max_samples, batch_size=args.batch_size, progress=show)
-    if args.json:
-        print(json.dumps(result.summary()))
-    else:
-        print(format_summary(result, run_dir))
-    return 0
-
-
+# --- text -----------------------------------------------------------------------------------------------
 def format_summary(result: EvalResult, run_dir: Path | None = None) -> str:
     lines = [
         f"{result.n} clips" + (f" of the {result.split} split" if result.split else "")

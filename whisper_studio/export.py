@@ -13,7 +13,6 @@ arguments (pass `language=` to override).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,9 +21,11 @@ import time
 import uuid
 from pathlib import Path
 
-from whisper_studio import runfolder
+from whisper_studio import languages, runfolder
 from whisper_studio.config import TrainConfig
 from whisper_studio.errors import ConfigError, JobError, ModelError
+from whisper_studio.languages import Language
+from whisper_studio.models.ct2 import publish_folder
 
 CT2_QUANTIZATIONS = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16",
                      "int16")
@@ -62,17 +63,6 @@ def _prepare_target(out: Path, force: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Swap the finished export into place, so OUT is never a half-written model."""
-    if out.exists():
-        old = out.with_name(f".old-{out.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     """Merge the run's adapter into its base (full precision) and save a standalone transformers folder."""
     import torch
@@ -82,6 +72,7 @@ def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, for
     # 1. The run: its config names the base model; its adapter/ holds the LoRA weights.
     run = resolve_run_dir(run_dir)
     cfg = TrainConfig.load(run / runfolder.CONFIG)
+    language = languages.resolve(cfg.language)
     out = Path(out_dir).expanduser().resolve()
     _prepare_target(out, force)
 
@@ -95,7 +86,7 @@ def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, for
 
     # 4. Generation defaults: the run's language and task, no legacy forced ids.
     gen = merged.generation_config
-    gen.language = _whisper_code(cfg.language)
+    gen.language = language.whisper
     gen.task = cfg.task
     gen.forced_decoder_ids = None
     merged.config.forced_decoder_ids = None
@@ -110,11 +101,11 @@ def export_merged(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, for
         # transformers 5 folds the feature extractor into processor_config.json; CTranslate2/faster-whisper
         # (and older transformers) read preprocessor_config.json for the mel settings.
         processor.feature_extractor.save_pretrained(str(tmp))
-        _write_card(tmp, run, cfg, kind="merged")
+        _write_card(tmp, run, cfg, language)
         (tmp / "whisper_studio_export.json").write_text(json.dumps({
             "run": str(run), "base_model": cfg.model, "language": cfg.language, "task": cfg.task,
             "format": "transformers", "created": time.time()}, indent=2) + "\n", encoding="utf-8")
-        _publish(tmp, out)
+        publish_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -144,7 +135,7 @@ def export_ctranslate2(merged_dir: str | os.PathLike, out_dir: str | os.PathLike
             card = (src / "README.md").read_text(encoding="utf-8")
             (tmp / "README.md").write_text(card.replace("format: transformers", f"format: ctranslate2 ({quantization})"),
                                            encoding="utf-8")
-        _publish(tmp, out)
+        publish_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -169,24 +160,14 @@ def export_run(run_dir: str | os.PathLike, *, merged: str | os.PathLike | None =
     return done
 
 
-def _whisper_code(language: str) -> str:
-    from whisper_studio.errors import LanguageError
-    from whisper_studio.languages import resolve
-
-    try:
-        return resolve(language).whisper
-    except LanguageError:
-        return language
-
-
-def _write_card(folder: Path, run: Path, cfg: TrainConfig, *, kind: str) -> None:
+def _write_card(folder: Path, run: Path, cfg: TrainConfig, language: Language) -> None:
     """The adapter's model card, re-headed for a merged model (the training facts and WER still apply)."""
     adapter_card = run / runfolder.ADAPTER / "README.md"
     body = adapter_card.read_text(encoding="utf-8") if adapter_card.is_file() else ""
     if body.startswith("---"):
         end = body.find("\n---", 3)
         body = body[end + 4:].lstrip("\n") if end != -1 else body
-    code = _whisper_code(cfg.language)
+    code = language.whisper
     header = "\n".join([
         "---",
         f"base_model: {cfg.model}",
@@ -201,27 +182,3 @@ def _write_card(folder: Path, run: Path, cfg: TrainConfig, *, kind: str) -> None
         "",
     ])
     (folder / "README.md").write_text(header + body, encoding="utf-8")
-
-
-# --- command line -------------------------------------------------------------------------------------------
-def register_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "export", help="merge a run's adapter into a standalone model (transformers and/or CTranslate2)",
-        description="Merge a run's LoRA adapter into a full-precision copy of its base model and save it as a "
-        "plain transformers folder (--merged) and/or a CTranslate2 folder for faster-whisper (--ctranslate2).",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a run id under the runs folder)")
-    p.add_argument("--merged", metavar="OUT", help="write the merged transformers model here")
-    p.add_argument("--ctranslate2", metavar="OUT", help="write a CTranslate2 conversion (for faster-whisper) here")
-    p.add_argument("--quantization", default="float16", choices=CT2_QUANTIZATIONS,
-                   help="CTranslate2 weight type (default float16: half the size; faster-whisper picks the compute type)")
-    p.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    done = export_run(args.run_dir, merged=args.merged, ctranslate2=args.ctranslate2,
-                      quantization=args.quantization, force=args.force)
-    for kind, path in done.items():
-        print(f"{kind}: {path}")
-    return 0

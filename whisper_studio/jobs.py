@@ -9,8 +9,9 @@ headless `python -m whisper_studio train` run are all observed the same way. Wha
 the run folder:
 
 * One live job per runs root. Training saturates the machine, and two jobs would make both unusably slow,
-  so `start` refuses while a job is alive. The check and the launch happen under an exclusive `fcntl` lock on
-  `<runs_root>/.jobs.lock`, so two browser sessions (threads) or two app processes cannot both pass the check.
+  so `start` refuses while a job is alive. The check and the launch happen under an exclusive file lock on
+  `<runs_root>/.jobs.lock` (util.file_lock), so two browser sessions (threads) or two app processes cannot both
+  pass the check.
 * Dead-job detection. A job killed by the OOM killer or SIGKILL never writes its final state; its status
   would say "running" forever. A status that says queued/running while its process is gone (or the pid now
   belongs to another process: the process was created after the run started) is rewritten as `failed`, so
@@ -24,11 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
-import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -37,33 +35,26 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from whisper_studio import runfolder
-from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
+from whisper_studio import process, runfolder, util
+from whisper_studio.config import TrainConfig
 from whisper_studio.errors import ConfigError, JobError
-from whisper_studio.runfolder import FINAL_STATES, RunStatus, read_metrics  # noqa: F401 (re-exported)
+from whisper_studio.options import command_line  # noqa: F401 (re-exported: the headless command preview)
+from whisper_studio.runfolder import FINAL_STATES, LIVE_STATES, RunStatus, read_json, read_metrics  # noqa: F401
 
 __all__ = ["RunInfo", "JobManager", "read_metrics", "tail_log", "command_line", "progress", "DIED_MESSAGE"]
 
 DIED_MESSAGE = "the training process exited unexpectedly (see train.log)"
 NEVER_STARTED_MESSAGE = "the training process was never started (the app stopped while launching it)"
-LIVE_STATES = ("queued", "running")
-LOCK_FILE = ".jobs.lock"
-# Manager-side record of the launched process (pid + its exact creation time), next to status.json. The job
-# rewrites status.json itself; this file is ours alone, so the pid-reuse check does not depend on the job.
-JOB_FILE = ".job.json"
-# Written before the stop signal is sent: a job that then dies without a final state was stopped, not failed.
-STOP_FILE = ".stop_requested"
-# A pid whose process was created more than this long after the run's `started` is a reused pid.
-_PID_REUSE_SLACK_S = 2.0
+# runfolder.JOB is the manager-side record of the launched process (pid + its exact creation time), next to
+# status.json. The job rewrites status.json itself; that file is ours alone, so the pid-reuse check does not
+# depend on the job. runfolder.STOP is written before the stop signal is sent: a job that then dies without a
+# final state was stopped, not failed.
 
 # Children this process launched, by resolved run folder: shared by every JobManager in the process.
 _CHILDREN: dict[str, subprocess.Popen] = {}
 _CHILDREN_LOCK = threading.Lock()
-# Serialises lock-file use between threads of this process (flock alone also does, per open file, but a
-# thread-level lock keeps one thread from re-entering through a second descriptor and deadlocking).
-_THREAD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -94,13 +85,6 @@ class RunInfo:
     def has_adapter(self) -> bool:
         return (self.run_dir / runfolder.ADAPTER / "adapter_config.json").is_file()
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["run_dir"] = str(self.run_dir)
-        data["config"] = self.config.to_dict() if self.config is not None else None
-        data["has_adapter"] = self.has_adapter
-        return data
-
 
 DEFAULT_COMMAND = (sys.executable, "-m", "whisper_studio", "train")
 
@@ -121,17 +105,11 @@ class JobManager:
             self.runs_root = Path(runs_root).expanduser().resolve()
             self.runs_root.mkdir(parents=True, exist_ok=True)
         self.command = tuple(command) if command else DEFAULT_COMMAND
+        # Re-entrant within a thread, exclusive across threads (one descriptor each) and processes.
+        self._lock = util.file_lock(self.runs_root / runfolder.LOCK)
 
-    # --- the lock ------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with _THREAD_LOCK:
-            fd = os.open(self.runs_root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing releases the flock
+    def _locked(self):
+        return self._lock
 
     # --- starting ------------------------------------------------------------------------------------
     def start(self, cfg: TrainConfig) -> RunInfo:
@@ -212,16 +190,8 @@ class JobManager:
         return proc
 
     def _record_launch(self, run_dir: Path, proc: subprocess.Popen, argv: list[str], started: float) -> None:
-        create_time = None
-        try:
-            import psutil
-
-            create_time = psutil.Process(proc.pid).create_time()
-        except Exception:  # gone already, or psutil cannot see it: the status pid check still works
-            pass
-        runfolder.write_json_atomic(
-            run_dir / JOB_FILE, {"pid": proc.pid, "create_time": create_time, "argv": argv, "started": started}
-        )
+        util.write_json_atomic(run_dir / runfolder.JOB, {"pid": proc.pid, "create_time": process.create_time(proc.pid),
+                                                         "argv": argv, "started": started})
         # Record the pid in status.json unless the job has already written its own status (it would carry the
         # same pid and more news); python startup takes far longer than this, so that is belt and braces.
         current = runfolder.read_status(run_dir)
@@ -322,28 +292,12 @@ class JobManager:
                 return False
             # Our child is gone but the status names another process: the run was resumed headless
             # (`train --resume RUN_DIR`) in the same folder; judge that process below.
-        job = _read_json(run_dir / JOB_FILE) or {}
+        job = read_json(run_dir / runfolder.JOB) or {}
         pid = status.pid or job.get("pid")
         if not pid:
             return False
-        import psutil
-
-        try:
-            p = psutil.Process(int(pid))
-            if p.status() == psutil.STATUS_ZOMBIE:
-                return False
-            created = p.create_time()
-        except psutil.NoSuchProcess:
-            return False
-        except psutil.AccessDenied:
-            return True  # it exists; we just may not look at it
-        if job.get("pid") == pid and job.get("create_time"):
-            return abs(created - float(job["create_time"])) < 1.0
-        if status.started is not None:
-            # The job's process exists before the run's start time is recorded; a process created later
-            # holds a reused pid.
-            return created <= status.started + _PID_REUSE_SLACK_S
-        return True
+        recorded = job.get("create_time") if job.get("pid") == pid else None
+        return process.is_job_process(pid, create_time=recorded, started=status.started)
 
     def _mark_dead(self, run_dir: Path, *, have_lock: bool) -> RunStatus:
         """Rewrite a live-looking status whose process is gone; re-checked under the lock so a launch that is
@@ -355,9 +309,9 @@ class JobManager:
                 return status or RunStatus(state="failed", error="the run has no status.json")
             if self._process_alive(run_dir, status):
                 return status
-            job = _read_json(run_dir / JOB_FILE)
+            job = read_json(run_dir / runfolder.JOB)
             status.finished = time.time()
-            if (run_dir / STOP_FILE).exists():
+            if (run_dir / runfolder.STOP).exists():
                 status.state = "stopped"
                 status.message = "stopped by the user"
             else:
@@ -373,12 +327,12 @@ class JobManager:
         info = self._info(run_dir)
         if not info.alive:
             return info
-        (run_dir / STOP_FILE).write_text(f"{time.time()}\n", encoding="utf-8")
+        (run_dir / runfolder.STOP).write_text(f"{time.time()}\n", encoding="utf-8")
         status = runfolder.read_status(run_dir)
-        job = _read_json(run_dir / JOB_FILE) or {}
+        job = read_json(run_dir / runfolder.JOB) or {}
         pid = (status.pid if status else None) or job.get("pid")
         if pid:
-            _signal_job(int(pid), signal.SIGTERM)
+            process.signal_job(int(pid), signal.SIGTERM)
         deadline = time.monotonic() + max(0.0, grace)
         while time.monotonic() < deadline:
             status = runfolder.read_status(run_dir)
@@ -387,7 +341,7 @@ class JobManager:
             time.sleep(0.1)
         else:
             if pid:
-                _signal_job(int(pid), signal.SIGKILL)
+                process.signal_job(int(pid), signal.SIGKILL)
             # Wait briefly for the kill to land and the reaper to collect it.
             end = time.monotonic() + 5
             while time.monotonic() < end and self._process_alive(run_dir, runfolder.read_status(run_dir) or RunStatus()):
@@ -406,30 +360,6 @@ class JobManager:
 def tail_log(run_dir: str | os.PathLike, n: int = 40) -> str:
     """The last `n` lines of the run's train.log (runfolder.tail_log under the documented name)."""
     return runfolder.tail_log(run_dir, n)
-
-
-def _signal_job(pid: int, sig: int) -> None:
-    """Signal the job's process group (it leads its own session); never our own group."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if pgid == pid and pgid != os.getpgid(0):
-            os.killpg(pgid, sig)
-        else:
-            # Not a group leader (a headless run started from a shell): signal the process alone.
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _mtime(path: Path) -> float:
@@ -461,9 +391,8 @@ def progress(run_info: RunInfo, metrics: list[dict] | None = None) -> dict[str, 
     last eval WER. Rates come from the train records' own `elapsed`, so they ignore model-loading time."""
     if metrics is None:
         metrics = read_metrics(run_info.run_dir)
-    train = [m for m in metrics if m.get("type") == "train" and m.get("step") is not None]
-    evals = [m for m in metrics if m.get("type") == "eval"]
-    step = run_info.step or (train[-1]["step"] if train else 0)
+    train, evals = runfolder.split_records(metrics)
+    step = run_info.step or (train[-1].step if train else 0)
     total = run_info.total_steps
     now = time.time()
     if run_info.started is None:
@@ -473,164 +402,35 @@ def progress(run_info: RunInfo, metrics: list[dict] | None = None) -> dict[str, 
     else:
         elapsed = (run_info.finished or run_info.updated or now) - run_info.started
     seconds_per_step = None
-    if len(train) >= 2 and train[-1].get("elapsed") is not None and train[0].get("elapsed") is not None:
-        d_steps = train[-1]["step"] - train[0]["step"]
-        d_time = train[-1]["elapsed"] - train[0]["elapsed"]
+    if len(train) >= 2 and train[-1].elapsed is not None and train[0].elapsed is not None:
+        d_steps = train[-1].step - train[0].step
+        d_time = train[-1].elapsed - train[0].elapsed
         if d_steps > 0 and d_time > 0:
             seconds_per_step = d_time / d_steps
-    if seconds_per_step is None and train and train[-1].get("elapsed") and train[-1]["step"]:
-        seconds_per_step = train[-1]["elapsed"] / train[-1]["step"]
+    if seconds_per_step is None and train and train[-1].elapsed and train[-1].step:
+        seconds_per_step = train[-1].elapsed / train[-1].step
     eta = None
     if run_info.alive and total and seconds_per_step is not None:
         eta = max(0.0, (total - step) * seconds_per_step)
     elif run_info.state in FINAL_STATES:
         eta = 0.0 if run_info.state == "finished" else None
-    last_loss = next((m["loss"] for m in reversed(train) if m.get("loss") is not None), None)
+    def last(records: list, name: str) -> Any:
+        return next((getattr(r, name) for r in reversed(records) if getattr(r, name) is not None), None)
+
     return {
         "state": run_info.state,
         "alive": run_info.alive,
         "step": step,
         "total": total,
         "fraction": (min(1.0, step / total) if total else (1.0 if run_info.state == "finished" else 0.0)),
-        "epoch": run_info.epoch or (train[-1].get("epoch") if train else None),
+        "epoch": run_info.epoch or (train[-1].epoch if train else None),
         "elapsed": elapsed,
         "eta": eta,
         "seconds_per_step": seconds_per_step,
-        "samples_per_second": next((m["samples_per_second"] for m in reversed(train) if m.get("samples_per_second") is not None), None),
-        "loss": last_loss,
-        "eval_loss": next((m["eval_loss"] for m in reversed(evals) if m.get("eval_loss") is not None), None),
-        "wer": next((m["wer"] for m in reversed(evals) if m.get("wer") is not None), None),
+        "samples_per_second": last(train, "samples_per_second"),  # samples per second
+        "loss": last(train, "loss"),
+        "eval_loss": last(evals, "eval_loss"),
+        "wer": last(evals, "wer"),  # a fraction
         "message": run_info.message,
         "error": run_info.error,
     }
-
-
-# --- the equivalent headless command -------------------------------------------------------------------
-# (flag, getter, default getter). Only values different from the default are shown, but --model and
-# --language always are: they are what a reader needs to recognise the run.
-_DEFAULT = TrainConfig()
-_DEFAULT_SOURCE = SourceConfig()
-_DEFAULT_LORA = LoraSpec()
-
-
-def command_line(cfg: TrainConfig, *, python: str = "python", include_out: bool = False) -> str:
-    """The `python -m whisper_studio train ...` line that runs `cfg` headless (only non-default flags).
-
-    Flags that train.py's parser does not define are left out rather than shown wrong, so the line always
-    runs; with train.py importable the flag set is read from its parser. `--out` is left out unless asked
-    for: a started run's config names its own folder, and pasting the line should make a new run, not write
-    into that one."""
-    available = _train_flags()
-    if cfg.num_processes > 1:
-        parts: list[str] = ["torchrun", "--standalone", f"--nproc_per_node={cfg.num_processes}", "-m", "whisper_studio", "train"]
-    else:
-        parts = [python, "-m", "whisper_studio", "train"]
-
-    def add(flag: str, value: Any = None, *, switch: bool = False) -> None:
-        if available is not None and flag not in available:
-            return
-        parts.append(flag)
-        if not switch:
-            if isinstance(value, (list, tuple)):
-                parts.extend(str(v) for v in value)
-            else:
-                parts.append(_fmt(value))
-
-    add("--model", cfg.model)
-    add("--language", cfg.language)
-    src = cfg.source
-    if src.kind != _DEFAULT_SOURCE.kind:
-        add("--source", src.kind)
-    if src.path:
-        add("--path", src.path)
-    if src.dataset_id:
-        add("--dataset-id", src.dataset_id)
-    if src.audio_column != _DEFAULT_SOURCE.audio_column:
-        add("--audio-column", src.audio_column)
-    if src.text_column != _DEFAULT_SOURCE.text_column:
-        add("--text-column", src.text_column)
-    if src.hub_config:
-        add("--hub-config", src.hub_config)
-    lora = cfg.lora
-    if lora.rank != _DEFAULT_LORA.rank:
-        add("--rank", lora.rank)
-    if lora.alpha != _DEFAULT_LORA.alpha:
-        add("--alpha", lora.alpha)
-    if lora.dropout != _DEFAULT_LORA.dropout:
-        add("--dropout", lora.dropout)
-    if tuple(lora.target_modules) != tuple(_DEFAULT_LORA.target_modules):
-        add("--target-modules", _target_modules_value(lora.target_modules, available))
-    if lora.bias != _DEFAULT_LORA.bias:
-        add("--lora-bias", lora.bias)
-    if cfg.task != _DEFAULT.task:
-        add("--task", cfg.task)
-    for field, flag in (
-        ("epochs", "--epochs"),
-        ("batch_size", "--batch-size"),
-        ("grad_accum", "--grad-accum"),
-        ("learning_rate", "--learning-rate"),
-        ("warmup_steps", "--warmup-steps"),
-        ("max_train_samples", "--max-train-samples"),
-        ("max_test_samples", "--max-test-samples"),
-    ):
-        value = getattr(cfg, field)
-        if value != getattr(_DEFAULT, field):
-            add(flag, value)
-    if not cfg.load_in_8bit:
-        add("--no-8bit", switch=True)
-    if cfg.precision != _DEFAULT.precision:
-        add("--precision", cfg.precision)
-    if cfg.seed != _DEFAULT.seed:
-        add("--seed", cfg.seed)
-    if cfg.logging_steps != _DEFAULT.logging_steps:
-        add("--logging-steps", cfg.logging_steps)
-    if cfg.eval_each_epoch:
-        add("--eval-each-epoch", switch=True)
-    if cfg.run_name:
-        add("--run-name", cfg.run_name)
-    if include_out and cfg.output_dir:
-        add("--out", cfg.output_dir)
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value == int(value) and abs(value) < 1e6:
-            return str(int(value)) if value >= 1 else repr(value)
-        return f"{value:g}"
-    return str(value)
-
-
-def _target_modules_value(modules: Sequence[str], available: dict | None) -> Any:
-    """train.py takes the list either as separate words (nargs) or as one comma-separated word."""
-    action = (available or {}).get("--target-modules")
-    if action is not None and action.nargs not in (None, 1):
-        return list(modules)
-    return ",".join(modules)
-
-
-_FLAGS_CACHE: dict | None = None
-
-
-def _train_flags() -> dict | None:
-    """train.py's option strings -> argparse actions, or None when train.py is not importable (yet)."""
-    global _FLAGS_CACHE
-    if _FLAGS_CACHE is not None:
-        return _FLAGS_CACHE
-    import argparse
-
-    try:
-        from whisper_studio import train
-    except ImportError:
-        return None
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    try:
-        train.register_cli(sub)
-    except Exception:  # a half-written train.py must not break the UI's command preview
-        return None
-    train_parser = sub.choices.get("train")
-    if train_parser is None:
-        return None
-    _FLAGS_CACHE = {opt: action for action in train_parser._actions for opt in action.option_strings}
-    return _FLAGS_CACHE

@@ -6,19 +6,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
 
-from whisper_studio import runfolder
+from whisper_studio import runfolder, util
 from whisper_studio.errors import ConfigError, JobError, OfflineError, StudioError
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 def push_run(
@@ -51,8 +47,9 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if not token:
         raise ConfigError("Pushing to the hub needs a write token: set HF_TOKEN or paste one in the token field.")
-    endpoint = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    endpoint = util.hub_endpoint()
+    # Only the hub's own flag: TRANSFORMERS_OFFLINE / HF_DATASETS_OFFLINE say nothing about uploading.
+    if util.env_true("HF_HUB_OFFLINE"):
         raise OfflineError("Pushing to the hub needs the network, and HF_HUB_OFFLINE is set. The files stay in the run folder.")
     _check_reachable(endpoint)
 
@@ -74,37 +71,15 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     return str(url)
 
 
-def _check_reachable(endpoint: str, timeout: float = 3.0) -> None:
+def _check_reachable(endpoint: str) -> None:
     """Fail in seconds, not after the client's retries, when the hub cannot be reached at all."""
-    parsed = urlparse(endpoint)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            pass
-    except OSError as exc:
+    if not util.reachable(endpoint):
         raise OfflineError(
-            f"Could not reach the hub at {endpoint} ({exc.__class__.__name__}). Pushing needs the network; "
-            "the adapter stays in the run folder, where you can copy it from."
-        ) from None
+            f"Could not reach the hub at {endpoint} (no connection within {util.PROBE_TIMEOUT_S:g} s). Pushing needs "
+            "the network; the adapter stays in the run folder, where you can copy it from."
+        )
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
-
-
-# --- CLI --------------------------------------------------------------------------------------------------
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("push", help="upload a run's adapter (or merged model) to the Hugging Face hub")
-    p.add_argument("run_dir", help="the run folder")
-    p.add_argument("--repo-id", required=True, help="OWNER/NAME of the model repo to create or update")
-    p.add_argument("--merged", action="store_true", help="upload the adapter merged into a full model instead")
-    p.add_argument("--public", action="store_true", help="make a new repo public (default private)")
-    p.add_argument("--token-env", default="HF_TOKEN", help="environment variable holding a write token (default HF_TOKEN)")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    url = push_run(args.run_dir, args.repo_id, token=os.environ.get(args.token_env), merged=args.merged, private=not args.public)
-    print(url)
-    return 0

@@ -6,17 +6,18 @@ page is served before any heavy library is loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import inspect
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
+from whisper_studio.config import TrainConfig
 from whisper_studio.errors import StudioError
 
 log = logging.getLogger("whisper_studio.ui")
@@ -24,21 +25,10 @@ log = logging.getLogger("whisper_studio.ui")
 # --- Defaults: small enough that a demo fine-tune on CPU finishes in minutes. One place, on purpose. ----------
 DEFAULT_LANGUAGE = "mr"
 DEFAULT_MODEL = "bundled/whisper-base"
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "lora_rank": 32,
-    "lora_alpha": 64,
-    "lora_dropout": 0.05,
-    "target_modules": ["q_proj", "v_proj"],
-    "epochs": 2,
-    "learning_rate": 1e-3,
-    "batch_size": 8,
-    # 160 clips x 2 epochs at batch 8 = 40 steps: ~10 min on 2 free CPU cores with the bundled base.
-    "max_train_samples": 160,
-    # The job ends with a base-vs-adapted evaluation; on CPU 40 clips keep it to a couple of minutes.
-    "max_test_samples": 40,
-    "load_in_8bit": True,
-    "precision": "auto",
-}
+# The engine's recipe with smaller numbers: 160 clips x 2 epochs at batch 8 = 40 steps, ~10 min on 2 free CPU
+# cores with the bundled base; the job's closing base-vs-adapted evaluation on 40 clips takes a couple of minutes.
+TRAIN_DEFAULTS = dataclasses.replace(TrainConfig(), model=DEFAULT_MODEL, language=DEFAULT_LANGUAGE, epochs=2.0,
+                                     max_train_samples=160, max_test_samples=40)
 EVAL_DEFAULT_MAX_CLIPS = 40
 SAMPLES_SHOWN = 4
 # How often the Train tab re-reads the run folder (seconds). Each tick reads status.json, metrics.jsonl and the
@@ -158,6 +148,25 @@ class Form:
     def __getitem__(self, name: str) -> Any:
         return self.components[name]
 
+    def event(self, fn: Callable, *, progress: bool = False) -> Callable:
+        """`fn(values)` (or `fn(values, progress=...)`) as a Gradio event function over `self.inputs`.
+
+        Gradio injects gr.Progress only into a positional parameter (its scan stops at `*args`), so the event
+        function gets an explicit signature: one positional parameter per input, then `progress`.
+        """
+        n = len(self.components)
+
+        def event(*args):
+            if progress:
+                return fn(self.values(args[:n]), progress=args[n] if len(args) > n else None)
+            return fn(self.values(args[:n]))
+
+        params = [inspect.Parameter(f"input_{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(n)]
+        if progress:
+            params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+        event.__signature__ = inspect.Signature(params)
+        return event
+
 
 # --- Runs ------------------------------------------------------------------------------------------------
 def job_manager():
@@ -167,7 +176,7 @@ def job_manager():
 
 
 def list_runs() -> list:
-    """All runs on disk, newest first (RunInfo objects); [] while the jobs module is missing."""
+    """All runs on disk, newest first (RunInfo objects); [] when the runs folder cannot be read."""
     try:
         return job_manager().list_runs()
     except StudioError:
@@ -252,6 +261,3 @@ def fmt_duration(seconds: float | None) -> str:
 def esc(text: Any) -> str:
     return html.escape("" if text is None else str(text))
 
-
-def now() -> float:
-    return time.time()

@@ -1,70 +1,70 @@
-"""Data tab: choose a Common Voice language and a source, load it, see its size and hear a few clips."""
+"""Data tab: choose a Common Voice language and a source, load it, see its size and hear a few clips.
+
+The Source radio, the input groups and the form's keys all come from the sources registry
+(whisper_studio.sources.REGISTRY): a new source gets its radio entry and its text boxes without a change here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import gradio as gr
 
-from whisper_studio.ui.common import DEFAULT_LANGUAGE, SAMPLES_SHOWN, esc, handler, progress_callback, servable
+from whisper_studio import sources
+from whisper_studio.ui.common import (DEFAULT_LANGUAGE, SAMPLES_SHOWN, Form, esc, handler, progress_callback,
+                                      servable)
 
-SOURCE_CHOICES = [
-    ("Demo — synthetic eSpeak NG speech", "demo"),
-    ("Common Voice via the Mozilla Data Collective", "mdc"),
-    ("Local Common Voice folder", "cv-folder"),
-    ("Hugging Face dataset", "hub"),
-]
-
-# The training job reads MDC_API_KEY from its environment; a key typed in the page is put in ours only while the
-# job is launched (it inherits a copy), under this lock, and never written to disk, logged or sent back.
+DEFAULT_KIND = "demo"
 
 
 @dataclass
 class DataTab:
-    language: gr.Dropdown
-    source: gr.Radio
-    mdc_key: gr.Textbox
-    mdc_id: gr.Textbox
-    folder: gr.Textbox
-    hub_id: gr.Textbox
-    hub_config: gr.Textbox
-    hub_audio: gr.Textbox
-    hub_text: gr.Textbox
+    """The tab's inputs. `form` keys: "language", "kind", then every source's inputs by their `Input.key`
+    ("mdc_key", "mdc_id", "folder", "hub_id", "hub_config", "hub_audio", "hub_text" for the built-in ones);
+    the Train tab extends it with its own fields."""
+
+    form: Form
+    groups: dict[str, Any]  # source kind -> its input group (sources with inputs only)
 
     @property
-    def source_inputs(self) -> list:
-        """The components that together describe the source; the Train tab takes them as inputs too."""
-        return [self.language, self.source, self.mdc_id, self.folder, self.hub_id, self.hub_config,
-                self.hub_audio, self.hub_text]
+    def language(self) -> gr.Dropdown:
+        return self.form["language"]
+
+    @property
+    def source(self) -> gr.Radio:
+        return self.form["kind"]
 
 
-def source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text):
-    """Page values -> SourceConfig (validated; ConfigError names what is missing)."""
+def source_choices() -> list[tuple[str, str]]:
+    """(label, kind) per registered source, in the registry's order."""
+    return [(source.label, source.kind) for source in sources.REGISTRY.values()]
+
+
+def source_config(values: Mapping[str, Any]):
+    """The form's values -> SourceConfig (validated; ConfigError names what is missing). Only the chosen
+    source's inputs are read; a blank one takes SourceConfig's default."""
     from whisper_studio.config import SourceConfig
     from whisper_studio.languages import resolve
 
-    locale = resolve(language).locale
-    kind = kind or "demo"
-    strip = lambda v: (v or "").strip() or None  # noqa: E731
-    if kind == "mdc":
-        return SourceConfig(kind="mdc", language=locale, dataset_id=strip(mdc_id))
-    if kind == "cv-folder":
-        return SourceConfig(kind="cv-folder", language=locale, path=strip(folder))
-    if kind == "hub":
-        return SourceConfig(kind="hub", language=locale, dataset_id=strip(hub_id), hub_config=strip(hub_config),
-                            audio_column=strip(hub_audio) or "audio", text_column=strip(hub_text) or "sentence")
-    return SourceConfig(kind="demo", language=locale)
+    lang = resolve(values.get("language"))
+    source = sources.get(values.get("kind") or DEFAULT_KIND)
+    given = {}
+    for item in source.ui_inputs():
+        text = str(values.get(item.key) or "").strip()
+        if item.field is not None and text:
+            given[item.field] = text
+    return SourceConfig(kind=source.kind, language=lang.locale, **given)
 
 
 @handler("Loading the data")
-def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text,
-              progress=gr.Progress()):
+def load_data(values: Mapping[str, Any], progress=gr.Progress()):
     """Load the source and show its size and a few samples. A wrong key, folder or id is the usual outcome of a
     first try, so its message stays in the page (status line) as well as in a toast."""
     from whisper_studio.errors import StudioError
 
     try:
-        return _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, progress)
+        return _load(values, progress)
     except StudioError as exc:
         gr.Warning(str(exc), title="Could not load the data")
         hidden = [gr.update(value=None, visible=False)] * SAMPLES_SHOWN
@@ -72,16 +72,16 @@ def load_data(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_a
         return [f"❌ **Could not load the data.** {esc(exc)}", [], *hidden, *blank]
 
 
-def _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, progress):
+def _load(values: Mapping[str, Any], progress):
     from whisper_studio import data
     from whisper_studio.paths import cache_dir
 
-    src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
+    src = source_config(values)
     progress(0, desc="Reading the source")
     report = data.LoadReport()
     # The key goes to this one call only; it is never returned to the page, logged or saved.
     dsd = data.load_source(src, progress=progress_callback(progress, "Loading"),
-                           api_key=(mdc_key or "").strip() or None, report=report)
+                           api_key=(values.get("mdc_key") or "").strip() or None, report=report)
     progress(0.95, desc="Measuring clips")
     summary = data.summarize(dsd)
     table = [[split, int(v["clips"]), round(float(v["hours"]), 3)] for split, v in summary.items()]
@@ -99,7 +99,7 @@ def _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio
             texts.append(gr.update(value="", visible=False))
     total = sum(int(v["clips"]) for v in summary.values())
     hours = sum(float(v["hours"]) for v in summary.values())
-    lines = [f"✅ Loaded the **{esc(dict((v, k) for k, v in SOURCE_CHOICES)[src.kind])}** source for "
+    lines = [f"✅ Loaded the **{esc(sources.get(src.kind).label)}** source for "
              f"**{esc(src.language)}**: {total} clips, {hours:.2f} hours."]
     if report.synthetic:
         lines.append("Synthetic eSpeak NG speech: it shows the mechanism; it does not teach real accents.")
@@ -110,8 +110,9 @@ def _load(language, kind, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio
     return ["  \n".join(lines), table, *players, *texts]
 
 
-def _visibility(kind):
-    return (gr.update(visible=kind == "mdc"), gr.update(visible=kind == "cv-folder"), gr.update(visible=kind == "hub"))
+def _input_box(item: sources.Input) -> gr.Textbox:
+    return gr.Textbox(label=item.label, value=item.value, placeholder=item.placeholder or None, info=item.info,
+                      elem_id=item.elem_id, scale=item.scale, type="password" if item.secret else "text")
 
 
 def build() -> DataTab:
@@ -123,24 +124,17 @@ def build() -> DataTab:
         language = gr.Dropdown(choices(), value=DEFAULT_LANGUAGE, label="Language (Common Voice locale)",
                                filterable=True, elem_id="language", scale=1,
                                info="Type to search by English name, native name or code.")
-        source = gr.Radio(SOURCE_CHOICES, value="demo", label="Source", elem_id="source", scale=2)
-    with gr.Group(visible=False) as mdc_box:
-        with gr.Row():
-            mdc_key = gr.Textbox(label="Mozilla Data Collective API key", type="password", elem_id="mdc-key",
-                                 placeholder="leave empty to use MDC_API_KEY from the environment",
-                                 info="Used for this download only; never stored or shown.")
-            mdc_id = gr.Textbox(label="MDC dataset id", elem_id="mdc-id",
-                                placeholder="the Common Voice dataset id on datacollective.mozillafoundation.org")
-    with gr.Group(visible=False) as folder_box:
-        folder = gr.Textbox(label="Common Voice release folder", elem_id="cv-folder",
-                            placeholder="/data/cv-corpus-17.0-2024-03-15/mr  (holds train.tsv, test.tsv, clips/)")
-    with gr.Group(visible=False) as hub_box:
-        with gr.Row():
-            hub_id = gr.Textbox(label="Hugging Face dataset id", elem_id="hub-id", scale=2,
-                                placeholder="user/dataset (parquet or audiofolder)")
-            hub_config = gr.Textbox(label="Configuration", placeholder="optional", scale=1)
-            hub_audio = gr.Textbox(label="Audio column", value="audio", scale=1)
-            hub_text = gr.Textbox(label="Text column", value="sentence", scale=1)
+        source = gr.Radio(source_choices(), value=DEFAULT_KIND, label="Source", elem_id="source", scale=2)
+    # One group of text boxes per source that has inputs, shown while that source is chosen.
+    inputs, groups = {}, {}
+    for kind, src in sources.REGISTRY.items():
+        items = src.ui_inputs()
+        if not items:
+            continue
+        with gr.Group(visible=kind == DEFAULT_KIND) as groups[kind]:
+            with gr.Row():
+                for item in items:
+                    inputs[item.key] = _input_box(item)
     load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
     status = gr.Markdown(elem_id="data-status")
     with gr.Row():
@@ -155,8 +149,11 @@ def build() -> DataTab:
                                             elem_id=f"sample-audio-{i}"))
                     texts.append(gr.Textbox(label="Sentence", interactive=False, visible=False, scale=2,
                                             elem_id=f"sample-text-{i}"))
-    tab = DataTab(language, source, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
-    source.change(_visibility, source, [mdc_box, folder_box, hub_box], queue=False, show_progress="hidden")
-    load_btn.click(load_data, [language, source, mdc_key, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text],
-                   [status, table, *players, *texts], concurrency_id="data", concurrency_limit=2)
+    form = Form(language=language, kind=source, **inputs)
+    tab = DataTab(form, groups)
+    kinds = list(groups)
+    source.change(lambda kind: [gr.update(visible=kind == k) for k in kinds], source, list(groups.values()),
+                  queue=False, show_progress="hidden")
+    load_btn.click(form.event(load_data, progress=True), form.inputs, [status, table, *players, *texts],
+                   concurrency_id="data", concurrency_limit=2)
     return tab

@@ -6,6 +6,8 @@ folder (status.json, metrics.jsonl, train.log), so a page reload or an app resta
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,22 +16,23 @@ import gradio as gr
 import pandas as pd
 
 from whisper_studio import hosting
-from whisper_studio.ui import common
+from whisper_studio.runfolder import split_records
+from whisper_studio.ui import common, data_tab
 from whisper_studio.ui.common import (
     DEFAULT_LANGUAGE,
-    DEFAULT_MODEL,
     EIGHT_BIT_INFO,
     EXTRA_MODELS_ENV,
     PLOT_CLASS,
     REFRESH_SECONDS,
     TRAIN_DEFAULTS,
+    Form,
     UserMessage,
     empty_frame,
     esc,
     fmt_duration,
     handler,
 )
-from whisper_studio.ui.data_tab import SOURCE_CHOICES, DataTab, source_config
+from whisper_studio.ui.data_tab import DataTab
 
 N_OUTPUTS = 10  # len(refresh(...))
 LOSS_COLUMNS = {"step": "int64", "loss": "float64"}
@@ -39,29 +42,30 @@ WER_COLUMNS = {"step": "int64", "WER %": "float64"}
 
 def model_choices() -> list[tuple[str, str]]:
     """Bundled and hub models from the catalog, plus local folders named in WHISPER_STUDIO_EXTRA_MODELS."""
-    out: list[tuple[str, str]] = []
-    try:
-        from whisper_studio.models import catalog
+    from whisper_studio.models import catalog
 
-        for info in catalog():
-            out.append((info.label, info.id))
-    except ImportError:  # engine not installed yet: the bundled default still shows
-        out.append((DEFAULT_MODEL, DEFAULT_MODEL))
+    out = [(info.label, info.id) for info in catalog()]
     for path in filter(None, (os.environ.get(EXTRA_MODELS_ENV) or "").split(os.pathsep)):
         out.append((f"{Path(path).name} (local folder)", path))
     return out
 
 
-def data_summary(language, kind, mdc_id, folder, hub_id) -> str:
-    """One line on the Train tab saying what Start will train on (chosen on the Data tab)."""
+def data_summary(values: dict, labels: dict[str, str] | None = None) -> str:
+    """One line on the Train tab saying what Start will train on (chosen on the Data tab). `values` are the
+    Data tab's form values; `labels` maps source kinds to the radio's labels."""
     from whisper_studio.languages import resolve
 
+    language, kind = values.get("language"), values.get("kind") or "demo"
     try:
         lang = resolve(language).label
     except Exception:  # noqa: BLE001 - an unknown value is reported by Start itself
         lang = str(language)
-    where = dict((v, k) for k, v in SOURCE_CHOICES).get(kind, kind)
-    detail = {"mdc": mdc_id, "cv-folder": folder, "hub": hub_id}.get(kind)
+    where = (labels or {}).get(kind, kind)
+    try:
+        src = data_tab.source_config(values)
+        detail = src.dataset_id or src.path
+    except Exception:  # noqa: BLE001 - a missing folder or id: Start says what is missing
+        detail = None
     extra = f" · `{esc(detail)}`" if detail else ""
     return f"Trains on **{esc(lang)}** · {esc(where)}{extra} _(change on the Data tab)_"
 
@@ -115,12 +119,11 @@ def status_line(info, metrics: list[dict]) -> str:
 
 
 def frames(metrics: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    train = [(int(m["step"]), float(m["loss"])) for m in metrics
-             if m.get("type") == "train" and m.get("loss") is not None]
-    evals = [m for m in metrics if m.get("type") == "eval"]
-    eloss = [(int(m["step"]), float(m["eval_loss"])) for m in evals if m.get("eval_loss") is not None]
-    wer = [(int(m["step"]), float(m["wer"]) * (100 if float(m["wer"]) <= 1.5 else 1)) for m in evals
-           if m.get("wer") is not None]
+    """metrics.jsonl lines -> the loss, eval-loss and WER (percent) plots' frames."""
+    train_records, evals = split_records(metrics)
+    train = [(int(r.step), float(r.loss)) for r in train_records if r.loss is not None]
+    eloss = [(int(r.step), float(r.eval_loss)) for r in evals if r.eval_loss is not None and r.step is not None]
+    wer = [(int(r.step), float(r.wer) * 100) for r in evals if r.wer is not None and r.step is not None]
     return (_frame(train, LOSS_COLUMNS), _frame(eloss, EVAL_LOSS_COLUMNS), _frame(wer, WER_COLUMNS))
 
 
@@ -183,35 +186,35 @@ def check_admin(password: str | None) -> None:
 
 
 @handler("Starting the training")
-def start_training(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text, mdc_key,
-                   model, rank, alpha, dropout, targets, epochs, lr, batch, max_train, in8bit, precision, run_name,
-                   admin_password=None, processes=1):
-    from whisper_studio.config import LoraSpec, TrainConfig
+def start_training(values: dict):
+    """Start a run from the Train tab's form values (the Data tab's source fields, then the settings below)."""
+    from whisper_studio.config import LoraSpec
     from whisper_studio.data import mdc_key_in_env
 
-    check_admin(admin_password)
-    src = source_config(language, kind, mdc_id, folder, hub_id, hub_config, hub_audio, hub_text)
-    if not model:
+    v = values
+    check_admin(v.get("admin_password"))
+    src = data_tab.source_config(v)  # resolves the language once; the config takes its locale
+    if not v.get("model"):
         raise UserMessage("Choose a model first.")
-    as_int = lambda v, what: _as_int(v, what)  # noqa: E731
-    cfg = TrainConfig(
-        model=str(model).strip(),
+    epochs, lr, max_train = v.get("epochs"), v.get("learning_rate"), v.get("max_train")
+    cfg = dataclasses.replace(
+        TRAIN_DEFAULTS,
+        model=str(v["model"]).strip(),
         language=src.language,
         source=src,
-        lora=LoraSpec(rank=as_int(rank, "LoRA rank"), alpha=alpha, dropout=float(dropout or 0),
-                      target_modules=tuple(targets or ())),
+        lora=LoraSpec(rank=_as_int(v.get("rank"), "LoRA rank"), alpha=v.get("alpha"),
+                      dropout=float(v.get("dropout") or 0), target_modules=tuple(v.get("targets") or ())),
         epochs=float(epochs) if epochs is not None else 0,
         learning_rate=float(lr) if lr is not None else 0,
-        batch_size=as_int(batch, "Batch size"),
-        max_train_samples=as_int(max_train, "Max train clips") if max_train else None,
-        max_test_samples=TRAIN_DEFAULTS["max_test_samples"],
-        load_in_8bit=bool(in8bit),
-        precision=precision or "auto",
-        run_name=(run_name or "").strip() or None,
-        num_processes=_as_int(processes or 1, "Processes"),
+        batch_size=_as_int(v.get("batch_size"), "Batch size"),
+        max_train_samples=_as_int(max_train, "Max train clips") if max_train else None,
+        load_in_8bit=bool(v.get("in8bit")),
+        precision=v.get("precision") or "auto",
+        run_name=(v.get("run_name") or "").strip() or None,
+        num_processes=_as_int(v.get("processes") or 1, "Processes"),
     )
     # The job inherits the environment, so an MDC key typed in the page reaches it without being written down.
-    with mdc_key_in_env(mdc_key):
+    with mdc_key_in_env(v.get("mdc_key")):
         info = common.job_manager().start(cfg)
     gr.Info(f"Started run {info.run_id}.")
     return refresh(info.run_id, None)
@@ -243,6 +246,7 @@ def stop_training(watched, admin_password=None):
 def build(data: DataTab) -> TrainTab:
     from whisper_studio.config import LORA_TARGETS, PRECISIONS
 
+    D = TRAIN_DEFAULTS
     watched = gr.State(None)
     seen = gr.State(None)
     policy = hosting.training_policy()
@@ -251,31 +255,31 @@ def build(data: DataTab) -> TrainTab:
                 elem_id="train-policy")
     with gr.Row():
         with gr.Column(scale=2, min_width=360):
-            model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model", elem_id="model",
+            model = gr.Dropdown(model_choices(), value=D.model, label="Model", elem_id="model",
                                 allow_custom_value=True, filterable=True,
                                 info="Bundled models work offline; a hub id or a local folder can be typed in.")
             with gr.Row():
-                rank = gr.Number(TRAIN_DEFAULTS["lora_rank"], label="LoRA rank", precision=0, minimum=1,
+                rank = gr.Number(D.lora.rank, label="LoRA rank", precision=0, minimum=1,
                                  elem_id="lora-rank", min_width=90)
-                alpha = gr.Number(TRAIN_DEFAULTS["lora_alpha"], label="LoRA alpha", minimum=1, elem_id="lora-alpha",
+                alpha = gr.Number(D.lora.alpha, label="LoRA alpha", minimum=1, elem_id="lora-alpha",
                                   min_width=90)
-                dropout = gr.Number(TRAIN_DEFAULTS["lora_dropout"], label="Dropout", minimum=0, maximum=0.9,
+                dropout = gr.Number(D.lora.dropout, label="Dropout", minimum=0, maximum=0.9,
                                     step=0.01, elem_id="lora-dropout", min_width=90)
-            targets = gr.CheckboxGroup(list(LORA_TARGETS), value=TRAIN_DEFAULTS["target_modules"],
+            targets = gr.CheckboxGroup(list(LORA_TARGETS), value=list(D.lora.target_modules),
                                        label="LoRA target modules", elem_id="lora-targets")
             with gr.Row():
-                epochs = gr.Number(TRAIN_DEFAULTS["epochs"], label="Epochs", minimum=0.1, elem_id="epochs",
+                epochs = gr.Number(D.epochs, label="Epochs", minimum=0.1, elem_id="epochs",
                                    min_width=70)
-                lr = gr.Number(TRAIN_DEFAULTS["learning_rate"], label="Learning rate", elem_id="learning-rate",
+                lr = gr.Number(D.learning_rate, label="Learning rate", elem_id="learning-rate",
                                min_width=70)
-                batch = gr.Number(TRAIN_DEFAULTS["batch_size"], label="Batch", precision=0, minimum=1,
+                batch = gr.Number(D.batch_size, label="Batch", precision=0, minimum=1,
                                   elem_id="batch-size", min_width=70)
-                max_train = gr.Number(TRAIN_DEFAULTS["max_train_samples"], label="Max clips", precision=0,
+                max_train = gr.Number(D.max_train_samples, label="Max clips", precision=0,
                                       minimum=1, elem_id="max-train", min_width=70)
-            in8bit = gr.Checkbox(TRAIN_DEFAULTS["load_in_8bit"], label="Load the base model in 8-bit",
+            in8bit = gr.Checkbox(D.load_in_8bit, label="Load the base model in 8-bit",
                                  info=EIGHT_BIT_INFO, elem_id="in8bit")
             with gr.Row():
-                precision = gr.Dropdown(list(PRECISIONS), value=TRAIN_DEFAULTS["precision"], label="Precision",
+                precision = gr.Dropdown(list(PRECISIONS), value=D.precision, label="Precision",
                                         elem_id="precision", min_width=90,
                                         info="auto: bf16 where the hardware is fast at it")
                 run_name = gr.Textbox(label="Run name", placeholder="optional", elem_id="run-name", min_width=90,
@@ -292,7 +296,9 @@ def build(data: DataTab) -> TrainTab:
             admin_password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password",
                                         visible=policy.offered and policy.needs_password,
                                         info="needed to start or stop training on this deployment")
-            data_line = gr.Markdown(data_summary(DEFAULT_LANGUAGE, "demo", "", "", ""), elem_id="train-data")
+            labels = {value: label for label, value in data.form["kind"].choices}
+            summary = functools.partial(data_summary, labels=labels)
+            data_line = gr.Markdown(summary({"language": DEFAULT_LANGUAGE, "kind": "demo"}), elem_id="train-data")
             status = gr.Markdown("Loading…", elem_id="train-status")
             # One series per plot and no `color=`: a colored LinePlot that starts empty draws no stroke.
             loss_plot = gr.LinePlot(empty_frame(**LOSS_COLUMNS), x="step", y="loss", title="Training loss",
@@ -308,18 +314,21 @@ def build(data: DataTab) -> TrainTab:
             command = gr.Textbox(label="The same run, headless", lines=1, max_lines=3, interactive=False,
                                  buttons=["copy"], elem_id="train-command")
 
-    for trigger in (data.language, data.source, data.mdc_id, data.folder, data.hub_id):
-        trigger.change(data_summary, [data.language, data.source, data.mdc_id, data.folder, data.hub_id], data_line,
-                       queue=False, show_progress="hidden")
+    # The key never travels to a handler that does not need it.
+    where = Form(**{name: c for name, c in data.form.components.items() if name != "mdc_key"})
+    for trigger in where.inputs:
+        trigger.change(where.event(summary), where.inputs, data_line, queue=False,
+                       show_progress="hidden")
     run_state = gr.State(None)
     outputs = [watched, seen, status, loss_plot, eloss_plot, wer_plot, log, command, stop, run_state]
     timer = gr.Timer(REFRESH_SECONDS)
     # Ticks only read small files; hidden progress so the panel does not flash every 2 s.
     timer.tick(safe_refresh, [watched, seen], outputs, show_progress="hidden", concurrency_id="train-view",
                concurrency_limit=None)
-    start.click(start_training,
-                [*data.source_inputs, data.mdc_key, model, rank, alpha, dropout, targets, epochs, lr, batch,
-                 max_train, in8bit, precision, run_name, admin_password, processes],
-                outputs, concurrency_id="train-control", concurrency_limit=1)
+    form = Form(data.form, model=model, rank=rank, alpha=alpha, dropout=dropout, targets=targets, epochs=epochs,
+                learning_rate=lr, batch_size=batch, max_train=max_train, in8bit=in8bit, precision=precision,
+                run_name=run_name, admin_password=admin_password, processes=processes)
+    start.click(form.event(start_training), form.inputs, outputs,
+                concurrency_id="train-control", concurrency_limit=1)
     stop.click(stop_training, [watched, admin_password], outputs, concurrency_id="train-control", concurrency_limit=1)
     return TrainTab(watched, seen, outputs, run_state)

@@ -1,0 +1,288 @@
+"""The Hugging Face Trainer side of a training job: stop flag, run-folder callback, the Seq2SeqTrainer itself.
+
+train.py's `run_training` drives these as steps; nothing here writes the run folder except through a
+`Reporter` (rank 0 only) and nothing imports torch or transformers at module level.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from whisper_studio import runfolder
+from whisper_studio.config import TrainConfig
+from whisper_studio.runfolder import EvalRecord, RunStatus, TrainRecord
+
+# Fault injection for tests and drills: the job raises at this optimizer step, as a bug would.
+FAIL_AT_STEP_ENV = "WHISPER_STUDIO_FAIL_AT_STEP"
+# Checkpoints are LoRA weights + optimizer state (a few MB): cheap, so save often enough that a stop or a
+# crash loses little, but not every step on fast hardware.
+DEFAULT_SAVE_STEPS = 25
+SAVE_TOTAL_LIMIT = 2
+# Longest label sequence Whisper's decoder takes is its max_target_positions (448); generation during
+# evaluation stops well before, at the 225 tokens of Whisper's own fine-tuning recipe, which a 30 s clip's
+# transcript never needs more than.
+GENERATION_MAX_LENGTH = 225
+
+
+class StopRequested(Exception):
+    """Raised when a stop is asked for while the job cannot stop at a step boundary (e.g. final evaluation)."""
+
+
+# --- signals ------------------------------------------------------------------------------------------------
+class StopFlag:
+    """Set by SIGTERM/SIGINT; read by the Trainer callback at each optimizer step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.raise_now = False  # outside training there is no step boundary: interrupt at once
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a UI worker): no signal handling
+                pass
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            try:
+                signal.signal(sig, handler)
+            except ValueError:
+                pass
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        first = not self.requested
+        self.requested = True
+        print(f"received {signal.Signals(signum).name}: stopping at the next step", flush=True)
+        if signum == signal.SIGINT and not first:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        if self.raise_now:
+            raise StopRequested()
+
+
+
+class Reporter:
+    """Writes status.json / metrics.jsonl and prints progress; a no-op writer on ranks other than 0."""
+
+    def __init__(self, run_dir: Path, status: RunStatus, enabled: bool) -> None:
+        self.run_dir = run_dir
+        self.status = status
+        self.enabled = enabled
+
+    def update(self, **fields: Any) -> None:
+        for key, value in fields.items():
+            setattr(self.status, key, value)
+        if self.enabled:
+            runfolder.write_status(self.run_dir, self.status)
+
+    def phase(self, message: str) -> None:
+        self.say(message)
+        self.update(message=message)
+
+    def metric(self, record: TrainRecord | EvalRecord) -> None:
+        if self.enabled:
+            runfolder.append_metric(self.run_dir, record)
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+
+def make_callback(reporter: Reporter, stop: StopFlag, *, samples_per_step: int, elapsed_before: float,
+                   world_size: int, time_limit_s: float | None = None):
+    # jobs.py writes this before it signals the job: a second channel, in case a signal is missed.
+    stop_file = reporter.run_dir / runfolder.STOP
+
+    from transformers import TrainerCallback
+
+    fail_at = os.environ.get(FAIL_AT_STEP_ENV)
+    fail_at_step = int(fail_at) if fail_at and fail_at.strip().isdigit() else None
+
+    class RunFolderCallback(TrainerCallback):
+        """Mirrors the Trainer's progress into the run folder and turns a stop request into a clean stop."""
+
+        def __init__(self) -> None:
+            self.t0 = time.monotonic()
+            self.last_log_time = self.t0
+            self.last_log_step: int | None = None
+            self.stopped = False
+            self.time_limited = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.monotonic()
+            self.last_log_time = self.t0
+            self.last_log_step = state.global_step
+            reporter.update(total_steps=state.max_steps, step=state.global_step, epoch=float(state.epoch or 0.0),
+                            message="training")
+            reporter.say(f"training: {state.max_steps} steps, {samples_per_step} samples per step"
+                         + (f", resuming at step {state.global_step}" if state.global_step else ""))
+
+        def elapsed(self) -> float:
+            return elapsed_before + (time.monotonic() - self.t0)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if fail_at_step is not None and state.global_step >= fail_at_step:
+                raise RuntimeError(f"injected failure at step {state.global_step} ({FAIL_AT_STEP_ENV})")
+            requested = stop.requested or stop_file.exists()
+            if time_limit_s is not None and self.elapsed() >= time_limit_s and not self.stopped:
+                self.time_limited = True
+                requested = True
+            if world_size > 1:
+                requested = any_rank(requested)  # all ranks must stop at the same step or DDP hangs
+            if requested and not self.stopped:
+                self.stopped = True
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint at the stop step, so --resume continues from here
+                control.should_log = True
+                reporter.say(f"stopping at step {state.global_step}"
+                             + (f" (time limit of {fmt_seconds(time_limit_s)} reached)" if self.time_limited else ""))
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # the last step's loss always reaches metrics.jsonl
+            reporter.update(step=state.global_step, epoch=float(state.epoch or 0.0))
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" not in logs:  # the end-of-training summary (train_runtime, ...) and eval logs
+                return
+            now = time.monotonic()
+            steps = state.global_step - (self.last_log_step or 0)
+            dt = now - self.last_log_time
+            sps = steps * samples_per_step / dt if dt > 0 and steps > 0 else None
+            self.last_log_time, self.last_log_step = now, state.global_step
+            record = TrainRecord(
+                step=state.global_step,
+                epoch=round(float(state.epoch or 0.0), 4),
+                loss=float(logs["loss"]),
+                learning_rate=float(logs.get("learning_rate", 0.0)),
+                elapsed=round(self.elapsed(), 2),
+                samples_per_second=round(sps, 3) if sps is not None else None,
+            )
+            reporter.metric(record)
+            reporter.say(
+                f"step {state.global_step}/{state.max_steps} epoch {record.epoch:.2f} loss {record.loss:.4f} "
+                f"lr {record.learning_rate:.2e}" + (f" {sps:.2f} samples/s" if sps else "")
+            )
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            metrics = metrics or {}
+            record = EvalRecord(step=state.global_step, epoch=round(float(state.epoch or 0.0), 4),
+                                eval_loss=metrics.get("eval_loss"), wer=metrics.get("eval_wer"))
+            reporter.metric(record)
+            wer = record.wer
+            reporter.say(f"evaluation at step {state.global_step}: loss {record.eval_loss}"
+                         + (f", WER {wer:.1%}" if isinstance(wer, (int, float)) else ""))
+
+    return RunFolderCallback()
+
+
+def any_rank(flag: bool) -> bool:
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    backend = dist.get_backend()
+    device = f"cuda:{torch.cuda.current_device()}" if backend == "nccl" else "cpu"
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run_dir: Path, device: str,
+                   precision: str, world_size: int, save_steps: int | None, max_steps: int | None = None):
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    from whisper_studio import data as data_mod
+
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / (cfg.batch_size * world_size)) // cfg.grad_accum)
+    save_every = save_steps or min(steps_per_epoch, DEFAULT_SAVE_STEPS)
+    on_gpu = device.startswith("cuda")
+    do_eval = eval_ds is not None and cfg.eval_each_epoch
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(run_dir / runfolder.CHECKPOINTS),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=max_steps if max_steps else -1,
+        lr_scheduler_type="linear",
+        logging_strategy="steps",
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=save_every,
+        save_total_limit=SAVE_TOTAL_LIMIT,
+        eval_strategy="epoch" if do_eval else "no",
+        # Generation is slow: training never generates; the per-epoch evaluation does, for a WER.
+        predict_with_generate=do_eval,
+        generation_max_length=GENERATION_MAX_LENGTH,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not on_gpu,
+        ddp_backend=("nccl" if on_gpu else "gloo") if world_size > 1 else None,
+        ddp_find_unused_parameters=False if world_size > 1 else None,
+        remove_unused_columns=False,  # the collator needs input_features/labels; Whisper's forward has no 'labels' peers
+        label_names=["labels"],
+        report_to="none",
+        disable_tqdm=True,  # stdout is a log file: our callback prints one line per logging step instead
+        seed=cfg.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=on_gpu,
+    )
+    collator = data_mod.DataCollatorSpeechSeq2SeqWithPadding(
+        processor=processor, decoder_start_token_id=model.get_base_model().config.decoder_start_token_id
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds if do_eval else None,
+        data_collator=collator,
+        processing_class=processor,
+        compute_metrics=wer_metric(processor) if do_eval else None,
+    )
+    # Whisper's forward takes **kwargs, so the Trainer assumes it normalizes its loss by num_items_in_batch; it
+    # does not (plain mean cross-entropy). Left alone, the Trainer then skips the division by grad_accum and
+    # multiplies by the number of processes: gradients (and logged losses) grad_accum x / world_size x too big.
+    trainer.model_accepts_loss_kwargs = False
+    return trainer
+
+
+def wer_metric(processor):
+    import jiwer
+    import numpy as np
+
+    tokenizer = processor.tokenizer
+
+    def compute(pred) -> dict[str, float]:
+        pred_ids = pred.predictions
+        label_ids = np.where(pred.label_ids == -100, tokenizer.pad_token_id, pred.label_ids)
+        hyps = tokenizer.batch_decode(pred_ids, skip_special_tokens=True)
+        refs = tokenizer.batch_decode(label_ids, skip_special_tokens=True)
+        pairs = [(r.strip(), h.strip()) for r, h in zip(refs, hyps) if r.strip()]
+        if not pairs:
+            return {"wer": float("nan")}
+        return {"wer": float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))}
+
+    return compute
+
+
+def previous_elapsed(run_dir: Path) -> float:
+    """Training seconds already spent by earlier attempts of this run (a resume continues the clock)."""
+    train, _ = runfolder.split_records(runfolder.read_metrics(run_dir))
+    return max((float(r.elapsed) for r in train if isinstance(r.elapsed, (int, float))), default=0.0)
+
+
+def fmt_seconds(s: float) -> str:
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec} s" if m else f"{sec} s"
