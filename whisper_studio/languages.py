@@ -254,11 +254,6 @@ def whisper_name(code: str | Language) -> str:
     return resolve(code).whisper_name
 
 
-def whisper_code(code: str | Language) -> str:
-    """The Whisper language code ("sv" for "sv-SE")."""
-    return resolve(code).whisper
-
-
 def check_tokenizer(code: str | Language, tokenizer) -> int:
     """The token id of the language's prefix token in this tokenizer; `LanguageError` if the model lacks it.
 
