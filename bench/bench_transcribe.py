@@ -2,6 +2,7 @@
 
     python bench/bench_transcribe.py            # full: tiny.en and base, ~40 WER clips, 5 repeats
     python bench/bench_transcribe.py --quick    # smoke run
+    python bench/bench_transcribe.py --longform-only   # only the long-form rows (60 s, 5 min), merged into the last result
 
 Measured, with 2 torch / CTranslate2 threads:
 * latency of a ~5 s clip (assets/examples/en_1.wav) and real-time factor of a 60 s clip (en_long.wav cut to 60 s):
@@ -12,6 +13,10 @@ Measured, with 2 torch / CTranslate2 threads:
 * memory (RSS, fresh subprocesses): one base with a LoRA adapter toggled (set_adapter) vs two models.
 `--candidates` also times engine changes that are not in the engine yet (bf16 weights, dynamic int8 Linear),
 as evidence for the recommendations in docs/benchmarks.md.
+
+* long-form (60 s and 5 min of English speech built from en_1/en_2/en_long): ours int8 (windowed greedy loop
+  with timestamp seeking, inference/longform.py) vs faster-whisper int8, alternating ours, fw, ours, fw and
+  taking the min of each (the machine is shared, so the min is the least disturbed run); load averages recorded.
 
 Targets: our latency <= 1.0x faster-whisper int8; our WER at most 0.5 points above faster-whisper float32;
 base + adapter toggled <= 1.2x the memory of one model.
@@ -140,7 +145,70 @@ def measure_memory(model_id: str, adapter_dir: Path, threads: int, repeats: int)
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Long-form: 60 s and 5 min, ours int8 vs faster-whisper int8
+# --------------------------------------------------------------------------------------------------------------
+def long_speech(seconds: float):
+    """English speech of exactly `seconds`: en_1, en_2 and en_long joined with 0.25 s gaps, repeated as needed."""
+    import numpy as np
+
+    from whisper_studio.audio import load_audio
+
+    parts = [load_audio(common.REPO / "assets" / "examples" / n) for n in ("en_1.wav", "en_2.wav", "en_long.wav")]
+    gap = np.zeros(4000, np.float32)
+    pieces, total = [], 0
+    while total < seconds * 16000:
+        for p in parts:
+            pieces += [p, gap]
+            total += p.size + gap.size
+    return np.ascontiguousarray(np.concatenate(pieces)[: int(seconds * 16000)], dtype=np.float32)
+
+
+def measure_longform(model_id: str, threads: int, lengths: tuple[float, ...], rounds: int) -> dict:
+    import os
+
+    ours, fw = Ours(model_id, "int8"), Faster(model_id, "int8", threads)
+    ours.one(long_speech(35.0), long=True)  # warm-up, both engines
+    fw.one(long_speech(35.0), long=True)
+    rows = []
+    for seconds in lengths:
+        audio = long_speech(seconds)
+        times: dict[str, list[float]] = {"ours": [], "fw": []}
+        loads = [round(x, 2) for x in os.getloadavg()]
+        texts = {}
+        for _ in range(rounds):  # ours, fw, ours, fw: load changes hit both alike
+            for key, eng in (("ours", ours), ("fw", fw)):
+                dt, texts[key] = common.timed(lambda eng=eng: eng.one(audio, long=True))
+                times[key].append(dt)
+        best = {k: min(v) for k, v in times.items()}
+        rows.append({"seconds": seconds, "ours_s": best["ours"], "fw_s": best["fw"], "all_s": times,
+                     "ratio": common.ratio(best["ours"], best["fw"]), "rtf_ours": best["ours"] / seconds,
+                     "rtf_fw": best["fw"] / seconds, "load_before": loads,
+                     "load_after": [round(x, 2) for x in os.getloadavg()],
+                     "words_ours": len(texts["ours"].split()), "words_fw": len(texts["fw"].split()),
+                     "wer_vs_fw": common.wer([texts["fw"]], [texts["ours"]])})
+    return {"model_id": model_id, "rounds": rounds, "threads": threads, "rows": rows}
+
+
+def longform_targets(lf: dict) -> list[dict]:
+    return [common.target(f"base long-form {int(r['seconds'])} s: ours int8 / faster-whisper int8", r["ratio"], 1.0, "<=", "x")
+            for r in lf["rows"]]
+
+
+def run_longform_only(args) -> dict:
+    """The long-form rows alone, merged into the last full result (the rest of the section is kept)."""
+    common.set_threads(args.threads)
+    res = common.read_result(NAME) or {"machine": common.machine_info(args.threads), "models": {}, "targets": [],
+                                       "settings": {}, "load_at_start": None, "load_at_end": None}
+    res["longform"] = measure_longform(MODELS["base"], args.threads, (60.0, 300.0), args.long_rounds)
+    res["longform"]["machine"] = common.machine_info(args.threads)
+    res["targets"] = [t for t in res.get("targets", []) if "long-form" not in t["name"]] + longform_targets(res["longform"])
+    return res
+
+
+# --------------------------------------------------------------------------------------------------------------
 def run(args) -> dict:
+    if args.longform_only:
+        return run_longform_only(args)
 
     common.set_threads(args.threads)
     from whisper_studio import evaluation
@@ -213,8 +281,11 @@ def run(args) -> dict:
             result["memory"]["model"] = MODELS["base"]
             result["memory"]["adapter"] = "random LoRA r=32 alpha=64 on q_proj, v_proj"
 
+    print("[long-form] 60 s and 5 min, ours int8 vs faster-whisper int8", flush=True)
+    result["longform"] = measure_longform(MODELS["base"], args.threads, (35.0,) if args.quick else (60.0, 300.0),
+                                          1 if args.quick else args.long_rounds)
     result["load_at_end"] = round(common.load_average()[0], 2)
-    targets = []
+    targets = longform_targets(result["longform"])
     for label, r in result["models"].items():
         targets.append(common.target(f"{label}: ours / faster-whisper int8 latency (5 s clip)",
                                      r["latency_ratio_vs_fw_int8"], 1.0, "<=", "x"))
@@ -254,6 +325,21 @@ def render(res: dict) -> str:
             lines.append(f"| {label} | {f(m[k]['rss_mib'], 4)} | {f(m[k]['peak_rss_mib'], 4)} |")
         lines += ["", f"Toggled / one: {f(m['toggled_over_one'])}x (model memory only: {f(m['toggled_over_one_model_only'])}x); "
                       f"two / one: {f(m['two_over_one'])}x (model memory only: {f(m['two_over_one_model_only'])}x).", ""]
+    if "longform" in res:
+        lf = res["longform"]
+        lines += ["### Long-form: 60 s and 5 min (base, int8)", "",
+                  f"Ours = the windowed greedy loop with timestamp seeking (inference/longform.py); faster-whisper int8 with "
+                  f"timestamps on, no VAD, greedy, no previous-text prompt (both). English speech built from en_1, en_2 and "
+                  f"en_long (repeated for 5 min). Alternating ours, fw, ours, fw ({lf['rounds']} rounds), **min** of each: "
+                  f"the machine is shared with other jobs, so the least disturbed run of each is compared. "
+                  f"{lf['threads']} threads. Load average (1, 5, 15 min) before and after each clip is given.", "",
+                  "| clip | ours int8 (s) | faster-whisper int8 (s) | ours / fw | RTF ours | RTF fw | words ours / fw | WER ours vs fw (%) | load before | load after |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in lf["rows"]:
+            lines.append(f"| {f(r['seconds'])} s | {f(r['ours_s'])} | {f(r['fw_s'])} | {f(r['ratio'])}x | {f(r['rtf_ours'])} | "
+                         f"{f(r['rtf_fw'])} | {r['words_ours']} / {r['words_fw']} | {f(r['wer_vs_fw'])} | "
+                         f"{', '.join(str(x) for x in r['load_before'])} | {', '.join(str(x) for x in r['load_after'])} |")
+        lines += ["", common.machine_line(lf.get("machine", res["machine"])), ""]
     lines += ["### Targets", "", common.targets_table(res["targets"]), "", common.machine_line(res["machine"]),
               f"Load average at start {res['load_at_start']}, at end {res['load_at_end']}."]
     return "\n".join(lines)
@@ -271,6 +357,9 @@ def parse(argv=None):
     p.add_argument("--candidates", action=argparse.BooleanOptionalAction, default=True,
                    help="also time candidate engine changes (bf16 weights, dynamic int8 Linear)")
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--long-rounds", type=int, default=2, help="long-form rounds (ours, fw alternating; min taken)")
+    p.add_argument("--longform-only", action="store_true", help="measure only the long-form rows and merge them "
+                   "into the last full result")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = p.parse_args(argv)
     if args.quick:

@@ -443,3 +443,172 @@ def test_shared_sentences_counts_overlap(tmp_path):
                       test=Dataset.from_dict({"sentence": ["c d ", "g h"]}))
     assert data.shared_sentences(dsd) == {("train", "test"): 1}
 
+
+
+# ---------------------------------------------------------------------------------------------- hardening (13.1, 13.4, 13.5)
+def write_audiofolder(folder: Path, names_and_texts) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "ok.wav", tone(0.4, 16000), 16000)
+    with open(folder / "metadata.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file_name", "sentence"])
+        writer.writerows(names_and_texts)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "/proc/self/environ", "../outside.wav", "sub/../../outside.wav",
+                                  "link.wav"])
+def test_metadata_paths_outside_the_folder_are_refused(tmp_path, name):
+    """Issue 13.1's exploit: an upload whose metadata.csv lists server files, loaded as a local hub dataset."""
+    sf.write(tmp_path / "outside.wav", tone(0.4, 16000), 16000)
+    folder = write_audiofolder(tmp_path / "upload", [["ok.wav", "fine"], [name, "stolen"]])
+    (folder / "link.wav").symlink_to(tmp_path / "outside.wav")  # a symlink out of the folder counts as outside
+    with pytest.raises(DataSourceError, match=r"metadata\.csv line 3.*refusing to read it") as err:
+        data.load_source(SourceConfig(kind="hub", language="en", dataset_id=str(folder)), splits=("train",))
+    assert name in str(err.value)
+    with pytest.raises(DataSourceError, match="outside|absolute"):
+        data.check_inside(folder, name)
+    assert data.check_inside(folder, "ok.wav") == (folder / "ok.wav").resolve()
+
+
+def test_parquet_audio_paths_outside_the_folder_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    for split in ("train", "test"):
+        table = pa.table({"audio": [{"bytes": None, "path": "/etc/passwd"}], "sentence": ["x"]})
+        pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
+    with pytest.raises(DataSourceError, match=r"row 0.*'/etc/passwd'.*outside"):
+        data.load_source(SourceConfig(kind="hub", language="en", dataset_id=str(folder)), splits=("train",))
+
+
+def test_sample_rows_returns_only_files_that_decode_as_audio(tmp_path):
+    folder = write_audiofolder(tmp_path / "upload", [["ok.wav", "fine"], ["fake.wav", "not audio"]])
+    (folder / "fake.wav").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    dsd = data.load_source(SourceConfig(kind="hub", language="en", dataset_id=str(folder)), splits=("train",))
+    assert len(dsd["train"]) == 2
+    rows = data.sample_rows(dsd, "train", 5)
+    assert [Path(r["path"]).name for r in rows] == ["ok.wav"]
+
+
+def test_non_utf8_tsv_names_the_file_and_line(tmp_path):
+    folder = make_release(tmp_path, fmt="wav", missing=())
+    tsv = folder / "train.tsv"
+    lines = tsv.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace("तो".encode(), "caf\xe9".encode("latin-1"))  # a latin-1 byte on line 3
+    tsv.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataSourceError, match=r"train\.tsv is not UTF-8 text \(line 3, byte 0xe9.*Save it as UTF-8"):
+        data.read_cv_folder(folder, "mr")
+
+
+def test_empty_sentences_skipped_and_counted(tmp_path):
+    texts = {"train": ["नमस्कार जग", "  ", "मी घरी जातो"], "test": ["पाणी"]}
+    folder = make_release(tmp_path, fmt="wav", missing=(), sentences=texts)
+    report = data.LoadReport()
+    dsd = data.read_cv_folder(folder, "mr", report=report)
+    assert len(dsd["train"]) == 2 and report.skipped_empty == {"train": 1}
+    assert report.skipped_lines() == ["train: 1 row(s) skipped (empty sentences)"]
+
+
+def test_prepare_counts_corrupt_clips_and_empty_sentences(tmp_path, processor):
+    import datasets
+
+    from whisper_studio.sources.base import make_dataset
+
+    folder = make_release(tmp_path, fmt="mp3", missing=())
+    clips = sorted((folder / "clips").iterdir())
+    clips[1].write_bytes(b"ID3" + os.urandom(2000))  # a corrupt mp3
+    rows = {"audio": [str(c) for c in clips[:4]], "sentence": ["एक", "दोन", "", "चार"], "locale": ["mr"] * 4,
+            "split": ["train"] * 4, "id": [c.stem for c in clips[:4]]}
+    prepared = data.prepare(make_dataset(rows), processor, "mr")
+    assert isinstance(prepared.dataset, datasets.Dataset) and len(prepared.dataset) == 2
+    assert (prepared.skipped_corrupt, prepared.skipped_empty) == (1, 1)
+    assert "1 unreadable" in prepared.skipped_summary() and "1 with an empty sentence" in prepared.skipped_summary()
+
+
+def test_prepare_works_when_the_features_cache_cannot_be_written(tmp_path, isolated_cache, processor, caplog):
+    folder = make_release(tmp_path, fmt="wav", missing=())
+    ds = data.read_cv_folder(folder, "mr", splits=("test",))["test"]
+    isolated_cache.mkdir(parents=True, exist_ok=True)
+    (isolated_cache / "features").write_text("not a folder")  # mkdir fails there, as on a read-only cache
+    prepared = data.prepare(ds, processor, "mr")
+    assert len(prepared.dataset) == 2 and not prepared.cached
+    assert prepared.notes and "cannot be written" in prepared.notes[0]
+
+
+# ---------------------------------------------------------------------------------------------- mdc (10.6-10.8)
+def test_mdc_extracted_folder_is_reused_without_key_or_network(mdc, monkeypatch):
+    data.load_source(mdc_source(), api_key=mdc.api_key)
+    assert "MDC_API_KEY" in os.environ and os.environ["MDC_API_KEY"] == mdc.api_key  # untouched, never set by us
+    requests_before = len(mdc.requests)
+    monkeypatch.delenv("MDC_API_KEY")
+    monkeypatch.setenv("MDC_API_URL", "http://127.0.0.1:9/api")  # nothing listens: the network is gone
+    report = data.LoadReport()
+    dsd = data.load_source(mdc_source(), report=report)
+    assert len(dsd["train"]) == 4 and any("cache" in n for n in report.notes)
+    assert len(mdc.requests) == requests_before
+
+
+def test_mdc_key_is_never_put_in_the_environment(mdc, monkeypatch):
+    monkeypatch.delenv("MDC_API_KEY")
+    seen = []
+    import requests
+
+    real = requests.request
+
+    def spy(*args, **kwargs):
+        seen.append(os.environ.get("MDC_API_KEY"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(requests, "request", spy)
+    assert len(data.load_source(mdc_source(), api_key=mdc.api_key)["test"]) == 2
+    assert seen and set(seen) == {None}
+    from whisper_studio.sources import mdc as mdc_module
+
+    assert not hasattr(mdc_module, "mdc_key_in_env")
+
+
+def test_concurrent_extractions_of_one_archive_share_the_result(tmp_path):
+    import threading
+
+    make_release(tmp_path / "src", fmt="wav", missing=())
+    (tmp_path / "src" / "padding.bin").write_bytes(np.random.default_rng(0).bytes(3_000_000))
+    archive = tmp_path / "dl" / "release.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(tar_gz(tmp_path / "src"))
+    results, errors = [], []
+    barrier = threading.Barrier(3)
+
+    def extract():
+        barrier.wait()
+        try:
+            results.append(data.extract_archive(archive))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=extract) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and results == [tmp_path / "dl" / "release"] * 3
+    assert len(data.read_cv_folder(results[0], "mr")["train"]) == 4
+    assert sorted(p.name for p in archive.parent.iterdir()) == ["release", "release.tar.gz"]  # no temp left
+
+
+def test_zip_slip_and_size_cap_are_refused(tmp_path):
+    import zipfile
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../escape.txt", "x")
+    with pytest.raises(DataSourceError, match="unsafe path"):
+        data.extract_archive(evil, into=tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", b"\0" * 2_000_000)
+    with pytest.raises(DataSourceError, match="over the 1 MB limit"):
+        data.extract_archive(big, into=tmp_path / "out", max_bytes=1_000_000)

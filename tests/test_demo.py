@@ -281,3 +281,17 @@ def test_example_clips():
         if e["language"] in demo.DEMO_LANGUAGES:
             test = {sentences.sentence_key(s) for s in demo.split_sentences(e["language"], demo.DEFAULT_SIZES)["test"]}
             assert sentences.sentence_key(e["text"]) not in test
+
+
+def test_stale_temp_folders_of_a_killed_build_are_removed_on_the_next_build(tmp_path):
+    # what a build killed half-way leaves beside the target (issue 13.5), however recent
+    stale = tmp_path / ".it.tmp-deadbeef"
+    (stale / "clips").mkdir(parents=True)
+    (stale / "clips" / "half.mp3").write_bytes(b"\0" * 100)
+    old = tmp_path / ".it.old-cafef00d"
+    old.mkdir()
+    other = tmp_path / ".de.tmp-12345678"  # another language's build: not ours to remove
+    other.mkdir()
+    folder = demo.build_corpus("it", tmp_path, **SMALL)
+    assert (folder / "train.tsv").is_file()
+    assert not stale.exists() and not old.exists() and other.exists()

@@ -53,6 +53,30 @@ def test_space_with_secret_needs_the_password(clean_env):
     assert not hosting.check_password(None)
 
 
+def test_require_admin_is_the_one_rule_for_actions_on_the_server(clean_env):
+    """Training, stopping, pushing and reading server files: open on one's own machine without a password;
+    with a password set (self-hosted or a Space) it needs it; a Space without the secret is locked."""
+    hosting.require_admin(None)  # one's own machine, no password
+    assert hosting.local_paths_allowed()
+    hosting.refuse_local_path("a folder")  # allowed: no error
+    clean_env.setenv(hosting.ADMIN_PASSWORD_ENV, "s3cret")
+    with pytest.raises(hosting.AccessError, match="Wrong or missing admin password"):
+        hosting.require_admin("", "Pushing to the hub")
+    hosting.require_admin("s3cret")
+    clean_env.setenv("SPACE_ID", "alice/whisper-studio")
+    assert not hosting.local_paths_allowed()
+    with pytest.raises(hosting.AccessError, match="does not read a folder") as err:
+        hosting.refuse_local_path("a folder")
+    assert "duplicate=true" in str(err.value)
+    with pytest.raises(hosting.AccessError, match="pushing to the hub"):
+        hosting.require_admin("s3cre", "Pushing to the hub")
+    hosting.require_admin("s3cret")
+    clean_env.delenv(hosting.ADMIN_PASSWORD_ENV)
+    with pytest.raises(hosting.AccessError, match="locked on this public Space") as err:
+        hosting.require_admin("anything", "Pushing to the hub")
+    assert isinstance(err.value, StudioError) and "anything" not in str(err.value)
+
+
 def test_zero_gpu_decorates_inference_and_offers_no_training(clean_env):
     calls = []
     fake = types.ModuleType("spaces")
@@ -114,6 +138,10 @@ def test_sagemaker_hyperparameters_become_switches():
         "--epochs", "3", "--no-8bit", "--learning-rate", "0.001", "--language", "mr"
     ]
     assert sagemaker.normalize_argv(["--load-in-8bit", "True"], {"--load-in-8bit": "--no-8bit"}) == []
+    # 8-bit defaults to "auto" now: the entry maps True to an explicit "on".
+    pair = {"--load-in-8bit": ("--8bit=on", "--no-8bit")}
+    assert sagemaker.normalize_argv(["--load_in_8bit", "True"], pair) == ["--8bit=on"]
+    assert sagemaker.normalize_argv(["--load_in_8bit", "False"], pair) == ["--no-8bit"]
 
 
 def test_sagemaker_publish_copies_adapter_and_records(tmp_path):
@@ -144,7 +172,23 @@ def test_push_needs_an_adapter_a_repo_id_and_a_token(tmp_path, run_with_adapter,
     with pytest.raises(ConfigError, match="OWNER/NAME"):
         sharing.push_run(run_with_adapter, "not a repo", token="t")
     with pytest.raises(ConfigError, match="HF_TOKEN"):
+        sharing.push_run(run_with_adapter, "me/whisper-mr", allow_env_token=True)
+    with pytest.raises(ConfigError, match="token field"):
         sharing.push_run(run_with_adapter, "me/whisper-mr")
+
+
+def test_a_ui_push_never_uses_the_environment_token(run_with_adapter, monkeypatch):
+    """On a Space HF_TOKEN is the owner's secret: a UI request (allow_env_token=False, the default) must bring
+    its own token; only the command line falls back to the environment."""
+    monkeypatch.setenv("HF_TOKEN", "hf_owner_secret")
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_owner_secret")
+    with pytest.raises(ConfigError, match="token field") as err:
+        sharing.push_run(run_with_adapter, "me/whisper-mr", token="  ")
+    assert "hf_owner_secret" not in str(err.value)
+    # The command line may use it: it gets as far as the (offline) network check.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError):
+        sharing.push_run(run_with_adapter, "me/whisper-mr", allow_env_token=True)
 
 
 def test_push_offline_fails_fast_with_a_clear_message(run_with_adapter, monkeypatch):

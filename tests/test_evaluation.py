@@ -1,8 +1,9 @@
-"""Evaluation: WER scoring, word alignment, and a real evaluate_run on the tiny random model with a LoRA adapter.
+"""Evaluation: scoring re-exports, word alignment, and a real evaluate_run on the tiny random model with a LoRA adapter.
 
 The tiny model has random weights, so its transcripts are gibberish; what is checked is the machinery: the
 base pass really is the base model, the adapted pass really uses the adapter, the numbers in eval.json are
-the WER of the rows it contains, and the command line prints what it promises.
+the WER/CER of the rows it contains, the control set, audit, base-transcript cache and history are real, a
+broken adapter or an unwritable run folder give messages, and the command line prints what it promises.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import jiwer
 import numpy as np
 import pytest
 
-from whisper_studio import evaluation, runfolder
+from whisper_studio import evaluation, runfolder, scoring
 from whisper_studio.config import SourceConfig, TrainConfig
-from whisper_studio.errors import JobError
+from whisper_studio.errors import ConfigError, JobError, ModelError
 from whisper_studio.evaluation import corpus_wer, normalizer_for, word_errors
 
 # English references with case, punctuation and British spellings, so raw and normalized WER must differ.
@@ -50,15 +51,20 @@ def test_word_errors_on_known_strings():
 
 
 def test_normalizers():
+    """evaluation's normalizers are scoring's (one module): Whisper's English one for English, the script-aware
+    one for every other language. Issue 11 changed the non-English rule on purpose: Whisper's basic normalizer
+    split "मराठी भाषा." into the fragments मर ठ भ ष; the script-aware one keeps the vowel signs, so the
+    normalized WER counts words."""
+    assert evaluation.normalizer_for is scoring.normalizer_for and evaluation.word_errors is scoring.word_errors
+    assert evaluation.corpus_wer is scoring.corpus_wer
     name, norm = normalizer_for("en")
     assert name == "whisper-english"
     # the bundled spelling map (british -> american) and Whisper's English rules are in effect
     assert norm("The colour of the theatre, Mr. Smith!") == "the color of the theater mister smith"
     name, norm = normalizer_for("mr")
-    assert name == "whisper-basic"
-    # Whisper's basic normalizer replaces vowel signs by spaces: the reason raw WER is reported too
-    assert norm("मराठी भाषा.").split() == ["मर", "ठ", "भ", "ष"]
-    assert normalizer_for("sv-SE")[0] == "whisper-basic"
+    assert name == "script-aware"
+    assert norm("मराठी भाषा.").split() == ["मराठी", "भाषा"]
+    assert normalizer_for("sv-SE")[0] == "script-aware"
 
 
 def test_corpus_wer_weights_by_words_not_by_clips():
@@ -150,35 +156,56 @@ def eval_run(short_model_dir, tmp_path_factory):
     return run_dir
 
 
+SUMMARY_KEYS = {"base_wer", "adapted_wer", "base_wer_normalized", "adapted_wer_normalized", "base_cer", "adapted_cer",
+                "n", "normalizer", "headline", "flagged", "control"}
+
+
 def test_evaluate_run_writes_rows_whose_wer_matches_jiwer(eval_run):
     seen = []
-    result = evaluation.evaluate_run(eval_run, batch_size=2, progress=lambda f, m: seen.append((f, m)))
+    result = evaluation.evaluate_run(eval_run, batch_size=2, progress=lambda d, t, m: seen.append((d, t, m)),
+                                     control=False, base_cache=False)
     assert result.n == len(SENTENCES) == len(result.rows)
     assert [r.reference for r in result.rows] == SENTENCES
     assert all(r.audio and Path(r.audio).is_file() for r in result.rows)
     assert {r.id for r in result.rows} == {f"clip_{i}" for i in range(len(SENTENCES))}
-    assert result.normalizer == "whisper-english"
-    fractions = [f for f, _ in seen]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and any(0 < f < 1 for f in fractions)
+    assert result.normalizer == "whisper-english" and result.headline == "wer"
+    # clips done / total, once per batch of 2: 2, 4, 5 of 5
+    counted = [(d, t) for d, t, _ in seen if t]
+    assert [d for d, _ in counted] == sorted(d for d, _ in counted) and counted[-1] == (5, 5)
+    assert [d for d, t, m in seen if m.startswith("transcribed")] == [2, 4, 5]
 
     saved = json.loads((eval_run / runfolder.EVAL).read_text(encoding="utf-8"))
-    assert set(saved["summary"]) == {"base_wer", "adapted_wer", "base_wer_normalized", "adapted_wer_normalized", "n"}
+    assert set(saved["summary"]) == SUMMARY_KEYS
     rows = saved["rows"]
     assert len(rows) == len(SENTENCES)
-    for key in ("id", "audio", "reference", "base", "adapted", "base_wer", "adapted_wer", "delta"):
+    for key in ("id", "audio", "reference", "base", "adapted", "base_wer", "adapted_wer", "delta", "base_cer",
+                "adapted_cer", "audit", "flags"):
         assert all(key in r for r in rows), key
     refs = [r["reference"] for r in rows]
     # corpus numbers recomputed from the saved rows with jiwer directly
     assert saved["base_wer"] == pytest.approx(jiwer.wer(refs, [r["base"] for r in rows]))
     assert saved["adapted_wer"] == pytest.approx(jiwer.wer(refs, [r["adapted"] for r in rows]))
     norm = normalizer_for("en")[1]
-    assert saved["base_wer_normalized"] == pytest.approx(jiwer.wer([norm(x) for x in refs], [norm(r["base"]) for r in rows]))
-    assert saved["adapted_wer_normalized"] == pytest.approx(jiwer.wer([norm(x) for x in refs], [norm(r["adapted"]) for r in rows]))
+    refs_n = [norm(x) for x in refs]
+    assert saved["base_wer_normalized"] == pytest.approx(jiwer.wer(refs_n, [norm(r["base"]) for r in rows]))
+    assert saved["adapted_wer_normalized"] == pytest.approx(jiwer.wer(refs_n, [norm(r["adapted"]) for r in rows]))
+    assert saved["base_cer"] == pytest.approx(jiwer.cer(refs_n, [norm(r["base"]) for r in rows]))
+    assert saved["adapted_cer"] == pytest.approx(jiwer.cer(refs_n, [norm(r["adapted"]) for r in rows]))
     for r in rows:
         assert r["base_wer"] == pytest.approx(jiwer.wer(r["reference"], r["base"]))
         assert r["adapted_wer"] == pytest.approx(jiwer.wer(r["reference"], r["adapted"]))
         assert r["delta"] == pytest.approx(r["adapted_wer"] - r["base_wer"])
         assert r["reference_normalized"] == norm(r["reference"])
+        assert r["adapted_cer"] == pytest.approx(jiwer.cer(norm(r["reference"]), norm(r["adapted"])))
+        # the audit of each transcript, and the row's flags are the adapted one's
+        expected = scoring.audit(r["reference"], r["adapted"], "en")
+        assert r["audit"]["adapted"]["insertions"] == expected.insertions
+        assert r["flags"] == list(expected.flags) == r["audit"]["adapted"]["flags"]
+        assert r["audit"]["base"]["flags"] == list(scoring.audit(r["reference"], r["base"], "en").flags)
+    summary = saved["audit_summary"]["adapted"]
+    assert summary["n"] == 5 and summary["flagged"] == sum(bool(r["flags"]) for r in rows)
+    assert saved["summary"]["flagged"]["adapted"] == summary["flagged"]
+    assert saved["control"] is None and saved["settings"]["control"]["enabled"] is False
     # the adapter (large random LoRA weights) changes the output: the adapted pass is not the base pass
     assert any(r["base"] != r["adapted"] for r in rows)
     loaded = evaluation.load_eval(eval_run)
@@ -190,7 +217,7 @@ def test_base_pass_is_the_plain_base_model(eval_run, short_model_dir):
     from whisper_studio.audio import load_audio
     from whisper_studio.transcribe import Transcriber
 
-    result = evaluation.evaluate_run(eval_run, max_samples=2, batch_size=2)
+    result = evaluation.evaluate_run(eval_run, max_samples=2, batch_size=2, control=False, base_cache=False)
     assert result.n == 2
     plain = Transcriber(str(short_model_dir))  # a separate instance that never saw an adapter
     arrays = [load_audio(r.audio) for r in result.rows]
@@ -200,18 +227,156 @@ def test_base_pass_is_the_plain_base_model(eval_run, short_model_dir):
     assert [r.base for r in result.rows] == [t.strip() for t in expected]
 
 
+def test_control_set_scores_both_models_in_another_language(eval_run):
+    """The forgetting check: an English run gets a German control set (demo corpus), scored base and adapted."""
+    result = evaluation.evaluate_run(eval_run, max_samples=1, batch_size=2, control_clips=2, base_cache=False,
+                                     save=False)
+    control = result.control
+    assert control is not None and control.language == "de" and control.n == 2
+    assert control.normalizer == "script-aware" and "demo" in control.source
+    for value in (control.base_wer, control.adapted_wer, control.base_cer, control.adapted_cer):
+        assert isinstance(value, float) and value >= 0
+    text = evaluation.control_text(control)
+    assert text.startswith("German control: ") and text.count("%") == 2 and "→" in text
+    assert f"German control: {scoring.percent(control.base_wer_normalized)}" in text
+    assert evaluation.format_summary(result).count("German control") == 1
+    assert result.to_dict()["summary"]["control"]["language"] == "de"
+    with pytest.raises(ConfigError, match="another language"):
+        evaluation.evaluate_run(eval_run, max_samples=1, control_language="en", save=False)
+
+
+def test_second_evaluation_reuses_the_base_transcripts(eval_run, tmp_path, monkeypatch):
+    """Base transcripts are cached per (model, clips, language, task, decoding): the second evaluation runs no
+    base pass at all (counted on the transcriber), and gives the same base column."""
+    from whisper_studio.transcribe import get_transcriber
+
+    cache = scoring.BaseTranscriptCache(tmp_path / "base-cache")
+    first = evaluation.evaluate_run(eval_run, max_samples=3, batch_size=2, control=False, base_cache=cache, save=False)
+    assert (cache.hits, cache.misses) == (0, 1) and first.settings["base_cached"] is False
+
+    transcriber = get_transcriber(TrainConfig.load(eval_run / runfolder.CONFIG).model)
+    passes = []
+    real = transcriber.transcribe_batch
+
+    def counting(arrays, **kwargs):
+        passes.append("adapted" if kwargs.get("adapted") else "base")
+        return real(arrays, **kwargs)
+
+    monkeypatch.setattr(transcriber, "transcribe_batch", counting)
+    second = evaluation.evaluate_run(eval_run, max_samples=3, batch_size=2, control=False, base_cache=cache, save=False)
+    assert (cache.hits, cache.misses) == (1, 1) and second.settings["base_cached"] is True
+    assert passes == ["adapted", "adapted"]  # two batches, no base pass
+    assert [r.base for r in second.rows] == [r.base for r in first.rows]
+    assert [r.adapted for r in second.rows] == [r.adapted for r in first.rows]
+    assert "reused from the cache" in evaluation.format_summary(second)
+
+    # other clips (another count) or other decoding (batch size sets the token budget) are a miss
+    evaluation.evaluate_run(eval_run, max_samples=2, batch_size=2, control=False, base_cache=cache, save=False)
+    evaluation.evaluate_run(eval_run, max_samples=3, batch_size=3, control=False, base_cache=cache, save=False)
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_every_evaluation_is_kept(eval_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / eval_run.name
+    shutil.copytree(eval_run, run_dir)
+    shutil.rmtree(run_dir / evaluation.EVALS_DIR, ignore_errors=True)
+    first = evaluation.evaluate_run(run_dir, max_samples=3, batch_size=3, control=False, base_cache=False)
+    second = evaluation.evaluate_run(run_dir, max_samples=1, batch_size=3, control=False, base_cache=False)
+    files = sorted((run_dir / evaluation.EVALS_DIR).glob("*.json"))
+    assert len(files) == 2
+    history = evaluation.list_evals(run_dir)
+    assert [r.n for r in history] == [3, 1] and history[0].created < history[1].created
+    assert history[0].summary() == first.summary()
+    assert evaluation.load_eval(run_dir).created == second.created  # eval.json is the latest
+    settings = history[0].settings
+    assert settings["split"] == "test" and settings["clips"] == 3 and settings["max_samples"] == 3
+    assert settings["model"] == first.model and settings["decoding"]["batch_size"] == 3 and settings["seconds"] > 0
+    # a malformed file in the history is skipped by the listing; a malformed eval.json is a clear error
+    (run_dir / evaluation.EVALS_DIR / "00000000-000000-000.json").write_bytes(b"\xff\xfe not json")
+    assert [r.n for r in evaluation.list_evals(run_dir)] == [3, 1]
+    (run_dir / runfolder.EVAL).write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(JobError, match="unreadable"):
+        evaluation.load_eval(run_dir)
+
+
 def test_cli_json_prints_exactly_one_object(eval_run, capsys):
     from whisper_studio.cli import main
 
-    assert main(["evaluate", str(eval_run), "--max-samples", "3", "--batch-size", "3", "--json"]) == 0
-    out = capsys.readouterr().out
-    data = json.loads(out)  # the whole of stdout is one JSON object
-    assert set(data) == {"base_wer", "adapted_wer", "base_wer_normalized", "adapted_wer_normalized", "n"}
-    assert data["n"] == 3 and all(isinstance(data[k], float) for k in data if k != "n")
+    assert main(["evaluate", str(eval_run), "--max-samples", "3", "--batch-size", "3", "--control-clips", "2",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # the whole of stdout is one JSON object
+    assert set(data) == SUMMARY_KEYS
+    assert data["n"] == 3 and data["normalizer"] == "whisper-english" and data["headline"] == "wer"
+    assert all(isinstance(data[k], float) for k in ("base_wer", "adapted_wer", "base_cer", "adapted_cer"))
+    assert data["control"]["language"] == "de" and data["control"]["n"] == 2
+    assert isinstance(data["control"]["adapted_cer"], float) and isinstance(data["flagged"]["adapted"], int)
+    assert "clips 3/5" in captured.err  # 3 test clips + 2 control clips, counted together
 
-    assert main(["evaluate", str(eval_run), "--max-samples", "1"]) == 0
+    assert main(["evaluate", str(eval_run), "--max-samples", "1", "--no-control"]) == 0
     table = capsys.readouterr().out
-    assert "base" in table and "adapted" in table and "normalized" in table and "eval.json" in table
+    assert "base" in table and "adapted" in table and "normalized" in table and "CER" in table
+    assert "eval.json" in table and "hallucination flags" in table and "control" not in table
+
+
+@pytest.fixture()
+def run_copy(eval_run, tmp_path) -> Path:
+    import shutil
+
+    run_dir = tmp_path / eval_run.name
+    shutil.copytree(eval_run, run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_corrupt_adapter_weights_are_a_clear_error(run_copy, short_model_dir, damage, capsys):
+    weights = run_copy / runfolder.ADAPTER / "adapter_model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x07" * 4096}[damage])
+    why = {"empty": "0 bytes long", "truncated": "truncated", "garbage": "not a safetensors file"}[damage]
+    with pytest.raises(ModelError, match=why):
+        evaluation.evaluate_run(run_copy, control=False, base_cache=False)
+    from whisper_studio.cli import main
+
+    assert main(["evaluate", str(run_copy), "--json"]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and "adapter_model.safetensors" in err.err and "Traceback" not in err.err
+    # the same check guards every loader (transcribe --adapter, the Try tab): the model stays usable after
+    from whisper_studio.transcribe import Transcriber
+
+    transcriber = Transcriber(str(short_model_dir))
+    with pytest.raises(ModelError, match=why):
+        transcriber.set_adapter(run_copy / runfolder.ADAPTER)
+    assert transcriber.adapter is None
+    assert transcriber.transcribe_batch([np.zeros(1600, dtype=np.float32)], language="en") == [""]
+
+
+def test_unwritable_run_folder_prints_the_result_then_says_so(run_copy, monkeypatch, capsys):
+    """A read-only runs folder: the finished numbers are printed first, then the error; exit 2."""
+    import errno
+
+    from whisper_studio.evaluation import results
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    history = run_copy / evaluation.EVALS_DIR
+    before = sorted(history.glob("*.json")) if history.is_dir() else []
+    monkeypatch.setattr(results, "write_json_atomic", read_only)
+    from whisper_studio.cli import main
+
+    assert main(["evaluate", str(run_copy), "--max-samples", "2", "--no-control", "--json"]) == 2
+    err = capsys.readouterr()
+    data = json.loads(err.out)
+    assert data["n"] == 2 and isinstance(data["adapted_wer"], float)
+    assert "could not be saved" in err.err and "Read-only file system" in err.err
+    assert scoring.percent(data["base_wer_normalized"]) in err.err  # the message carries the numbers too
+    assert (sorted(history.glob("*.json")) if history.is_dir() else []) == before
+    with pytest.raises(evaluation.ResultNotSaved, match="could not be saved") as info:
+        evaluation.evaluate_run(run_copy, max_samples=1, control=False, base_cache=False)
+    assert info.value.result.n == 1  # the UI can still show it
 
 
 def test_run_without_adapter_is_a_clear_error(tmp_path, capsys):

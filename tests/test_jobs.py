@@ -23,6 +23,7 @@ from whisper_studio import jobs, runfolder
 from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
 from whisper_studio.errors import JobError
 from whisper_studio.jobs import DIED_MESSAGE, JobManager
+from helpers import wait_until as _wait
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,14 +80,6 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{"model": "bundled/whisper-base", "language": "mr", **kw})
 
 
-def _wait(predicate, timeout=20.0, every=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
 
 
 def test_job_runs_metrics_stay_valid_json_and_progress(runs_root, fake_job, monkeypatch):
@@ -138,7 +131,8 @@ def test_progress_eta_while_running(runs_root, fake_job, monkeypatch):
         # about (200 - step) * 0.05 s left: loose bounds, the CPU is shared
         assert 0.02 * (200 - p["step"]) < p["eta"] < 1.0 * (200 - p["step"])
     finally:
-        manager.stop(info.run_id, grace=5)
+        manager.stop(info.run_id)
+        manager.wait(info.run_id, timeout=20)
 
 
 def test_second_start_is_refused_naming_the_running_run(runs_root, fake_job, monkeypatch):
@@ -153,7 +147,8 @@ def test_second_start_is_refused_naming_the_running_run(runs_root, fake_job, mon
         assert other.active().run_id == running.run_id
         assert [r.run_id for r in other.list_runs()] == [running.run_id]  # the refused start left no folder
     finally:
-        first.stop(running.run_id, grace=5)
+        first.stop(running.run_id)
+        first.wait(running.run_id, timeout=20)
     # Once it is stopped, a new start is allowed.
     monkeypatch.setenv("FAKE_JOB_STEPS", "1")
     again = first.start(_cfg(run_name="second"))
@@ -203,7 +198,8 @@ def test_concurrent_starts_from_two_processes_launch_one_job(runs_root, fake_job
     finally:
         for run in manager.list_runs():
             if run.alive:
-                manager.stop(run.run_id, grace=5)
+                manager.stop(run.run_id)
+                manager.wait(run.run_id, timeout=20)
 
 
 def test_stop_lets_the_job_save_and_mark_itself_stopped(runs_root, fake_job, monkeypatch):
@@ -212,8 +208,10 @@ def test_stop_lets_the_job_save_and_mark_itself_stopped(runs_root, fake_job, mon
     info = manager.start(_cfg())
     _wait(lambda: manager.get(info.run_id).step >= 2)
     t0 = time.monotonic()
-    stopped = manager.stop(info.run_id, grace=10)
-    assert time.monotonic() - t0 < 5  # it stopped at the next step, not at the grace deadline
+    stopping = manager.stop(info.run_id)
+    assert stopping.state == "stopping" and stopping.alive  # Stop returns at once; the job ends by itself
+    stopped = manager.wait(info.run_id, timeout=20)
+    assert time.monotonic() - t0 < 5  # it stopped at the next step, not at the kill deadline
     assert stopped.state == "stopped" and not stopped.alive
     assert stopped.message.startswith("stopped at step")  # written by the job itself, not by the manager
     assert stopped.has_adapter
@@ -228,7 +226,8 @@ def test_stop_kills_a_job_that_ignores_sigterm(runs_root, fake_job, monkeypatch)
     _wait(lambda: manager.get(info.run_id).step >= 1)
     pid = manager.get(info.run_id).pid
     t0 = time.monotonic()
-    stopped = manager.stop(info.run_id, grace=1)
+    assert manager.stop(info.run_id, grace=1).state == "stopping"
+    stopped = manager.wait(info.run_id, timeout=20)
     assert 1 <= time.monotonic() - t0 < 8
     assert stopped.state == "stopped" and not stopped.alive and stopped.error is None
     with pytest.raises(ProcessLookupError):
@@ -407,7 +406,8 @@ def test_real_training_job_streams_metrics_and_stops_with_adapter(runs_root, tin
         p = jobs.progress(manager.get(info.run_id))
         assert p["alive"] and p["total"] == 400 and p["step"] >= 2 and p["loss"] is not None
     finally:
-        stopped = manager.stop(info.run_id, grace=60)
+        manager.stop(info.run_id)
+        stopped = manager.wait(info.run_id, timeout=300)
     assert stopped.state == "stopped", (stopped.state, stopped.error, jobs.tail_log(info.run_dir))
     assert stopped.message and "adapter saved" in stopped.message  # the job's own words: it handled SIGTERM
     assert stopped.has_adapter and not stopped.alive

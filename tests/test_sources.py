@@ -12,7 +12,7 @@ import soundfile as sf
 
 from whisper_studio import data, sources
 from whisper_studio.config import SourceConfig
-from whisper_studio.errors import ConfigError
+from whisper_studio.errors import ConfigError, DataSourceError
 from whisper_studio.languages import Language
 
 
@@ -72,9 +72,9 @@ def wav_folder(tmp_path):
 
 
 def test_builtin_registry_order_and_unknown_kind():
-    assert sources.kinds() == ("demo", "mdc", "cv-folder", "hub")
+    assert sources.kinds() == ("demo", "mdc", "cv-folder", "hub", "folder")
     assert all(sources.get(kind).label for kind in sources.kinds())
-    with pytest.raises(ConfigError, match="Unknown data source 'ftp'.*demo, mdc, cv-folder, hub"):
+    with pytest.raises(ConfigError, match="Unknown data source 'ftp'.*demo, mdc, cv-folder, hub, folder"):
         sources.get("ftp")
     clash = WavFolderSource()
     clash.kind = "demo"
@@ -127,7 +127,7 @@ def test_a_registered_source_is_a_data_cli_choice(wav_source, wav_folder, capsys
 def test_a_registered_source_is_in_the_data_tab(wav_source, wav_folder):
     import gradio as gr
 
-    from uiutil import no_progress
+    from helpers import no_progress
     from whisper_studio.ui import data_tab
 
     with gr.Blocks():
@@ -139,3 +139,90 @@ def test_a_registered_source_is_in_the_data_tab(wav_source, wav_folder):
     out = data_tab.load_data(values, progress=no_progress)
     assert out[0].startswith("✅") and "One folder of WAV files (test)" in out[0]
     assert {r[0]: r[1] for r in out[1]} == {"train": 3, "test": 3}
+
+
+# ---------------------------------------------------------------------------------------------- your own data (12.1 b, c)
+def _tone(path: Path, seconds=0.5, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+
+
+TEXTS = [f"sentence number {word}" for word in "one two three four five six seven eight nine ten".split()]
+
+
+def _load(path, report=None, splits=("train", "test")):
+    return data.load_source(SourceConfig(kind="folder", language="en", path=str(path)), splits=splits,
+                            report=report if report is not None else data.LoadReport())
+
+
+def test_ljspeech_folder_split_by_sentence_with_skips_counted(tmp_path):
+    folder = tmp_path / "lj"
+    lines = []
+    for i, text in enumerate(TEXTS):
+        _tone(folder / "wavs" / f"LJ{i:03d}.wav")
+        lines.append(f"LJ{i:03d}|{text}|{text}")
+    lines += ["LJ100|a clip that is not there|x", "LJ001b| |", "LJ102|not audio|x"]
+    _tone(folder / "wavs" / "LJ001b.wav")
+    (folder / "wavs" / "LJ102.wav").write_text("hello")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = data.LoadReport()
+    dsd = _load(folder, report)
+    train, test = set(dsd["train"]["sentence"]), set(dsd["test"]["sentence"])
+    assert train | test == set(TEXTS) and not train & test and 1 <= len(test) <= 3
+    assert dsd["train"][0]["id"].startswith("LJ")
+    skipped = {k: sum(v.values()) for k, v in (("missing", report.missing_clips), ("empty", report.skipped_empty),
+                                               ("corrupt", report.skipped_corrupt))}
+    assert skipped == {"missing": 1, "empty": 1, "corrupt": 1}
+    assert any("held out for test" in n for n in report.notes)
+
+
+def test_csv_with_header_and_split_column_from_a_zip(tmp_path):
+    import zipfile
+
+    src = tmp_path / "mine"
+    rows = ["file,transcription,split"]
+    for i, text in enumerate(TEXTS[:4]):
+        _tone(src / "audio" / f"{i}.wav")
+        rows.append(f"{i}.wav,\"{text}, said twice\",{'test' if i == 3 else 'train'}")
+    (src / "transcripts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in src.rglob("*"):
+            zf.write(p, Path("mine") / p.relative_to(src))
+    dsd = _load(archive)
+    assert (len(dsd["train"]), len(dsd["test"])) == (3, 1)
+    assert dsd["test"][0]["sentence"] == f"{TEXTS[3]}, said twice"
+    assert _load(archive)["train"]["id"] == dsd["train"]["id"]  # unpacked once, read again
+
+
+def test_own_folder_refuses_paths_outside_and_names_missing_table(tmp_path):
+    folder = tmp_path / "evil"
+    _tone(folder / "a.wav")
+    (folder / "metadata.csv").write_text("file_name,text\na.wav,hello\n/etc/passwd,secrets\n", encoding="utf-8")
+    with pytest.raises(DataSourceError, match=r"'/etc/passwd' \(metadata\.csv line 3\).*absolute path"):
+        _load(folder)
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(DataSourceError, match="no transcript table"):
+        _load(tmp_path / "bare")
+
+
+def test_spontaneous_speech_layout(tmp_path):
+    folder = tmp_path / "sps-corpus-1.0" / "en"
+    header = ["client_id", "audio_id", "audio_file", "duration_ms", "prompt_id", "prompt", "transcription", "votes",
+              "age", "gender", "language", "split"]
+    lines = ["\t".join(header)]
+    for i, (text, split) in enumerate([("well I think so", "train"), ("it rained all day", "train"),
+                                       ("", "train"), ("we went home", "dev"), ("see you soon", "test")]):
+        name = f"spontaneous-speech-en-{i}.mp3"
+        t = np.arange(int(0.5 * 48000)) / 48000
+        (folder / "audios").mkdir(parents=True, exist_ok=True)
+        sf.write(folder / "audios" / name, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 48000, format="MP3")
+        lines.append("\t".join(["c", str(i), name, "500", "p", "a prompt", text, "2", "", "", "en", split]))
+    (folder / "ss-corpus-en.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = data.LoadReport()
+    dsd = data.load_source(SourceConfig(kind="cv-folder", language="en", path=str(tmp_path / "sps-corpus-1.0")),
+                           splits=("train", "dev", "test"), report=report)
+    assert (len(dsd["train"]), len(dsd["dev"]), len(dsd["test"])) == (2, 1, 1)
+    assert report.skipped_empty == {"train": 1} and dsd["test"][0]["sentence"] == "see you soon"
+    assert _load(folder, splits=("test",))["test"][0]["sentence"] == "see you soon"  # the folder source too

@@ -57,6 +57,7 @@ def _cfg(model: Path, data: Path, **overrides) -> TrainConfig:
         model=str(model), language="en", source=SourceConfig(kind="cv-folder", language="en", path=str(data)),
         epochs=1.0, batch_size=2, grad_accum=1, learning_rate=1e-3, warmup_steps=0, max_train_samples=4,
         max_test_samples=2, load_in_8bit=True, precision="fp32", logging_steps=1, seed=0,
+        probe_clips=0,  # the per-epoch probe decodes to its token budget on a random model: only where tested
     )
     fields.update(overrides)
     return TrainConfig(**fields)

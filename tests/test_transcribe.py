@@ -319,7 +319,7 @@ def test_adapters_toggle_on_the_fast_paths(tiny_model_dir, tmp_path, mode):
 
 
 def test_long_audio_on_the_int8_path():
-    """Over 30 s goes through generate() on the quantized model; nothing is cut at 30 s."""
+    """Over 30 s goes through our windowed loop on the quantized model; nothing is cut at 30 s."""
     array, _ = _example("en_long.wav")
     array = array[: 45 * SR]
     tr = Transcriber("bundled/whisper-tiny.en", device="cpu", inference="int8")

@@ -12,7 +12,7 @@ from whisper_studio.errors import ConfigError
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-from uiutil import no_progress as _no_progress
+from helpers import no_progress as _no_progress
 
 
 def test_source_config_from_page_values():
@@ -91,3 +91,61 @@ def test_load_button_gets_gradio_progress():
     assert progress_index == len(keys) and isinstance(args[progress_index], gr.Progress)
     event(*args)
     assert seen["values"] == {k: f"v-{k}" for k in keys} and seen["progress"] is args[progress_index]
+
+
+# --- Local paths and what is served (13.1) ----------------------------------------------------------------------
+@pytest.fixture()
+def public_space(monkeypatch):
+    from whisper_studio import hosting
+
+    monkeypatch.setenv("SPACE_ID", "owner/whisper-studio")
+    monkeypatch.setenv(hosting.ADMIN_PASSWORD_ENV, "s3cret")
+    return monkeypatch
+
+
+def test_a_space_refuses_local_paths_typed_by_visitors(tmp_path, public_space):
+    from whisper_studio.hosting import AccessError
+    from whisper_studio.ui.data_tab import load_data, source_config
+
+    (tmp_path / "cv" / "en").mkdir(parents=True)
+    for values in ({"kind": "cv-folder", "folder": str(tmp_path / "cv")}, {"kind": "hub", "hub_id": str(tmp_path)},
+                   {"kind": "hub", "hub_id": "../../etc"}, {"kind": "hub", "hub_id": "~/data"},
+                   {"kind": "hub", "hub_id": "whisper_studio"}):  # a folder of the app's working directory
+        with pytest.raises(AccessError, match="does not read"):
+            source_config({"language": "en", **values})
+        with pytest.warns(UserWarning, match="does not read"):  # the password does not unlock it
+            out = load_data({"language": "en", **values, "admin_password": "s3cret"}, progress=_no_progress)
+        assert out[0].startswith("❌") and out[1] == []
+    # A hub id is still a hub id.
+    assert source_config({"language": "en", "kind": "hub", "hub_id": "mozilla/cv-mr"}).dataset_id == "mozilla/cv-mr"
+
+
+def test_on_a_space_the_recordings_folder_loads_with_the_admin_password_only(tmp_path, public_space):
+    from whisper_studio.ui.data_tab import load_data, source_config
+    from whisper_studio.ui.record_tab import recordings_root
+
+    public_space.setenv("WHISPER_STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = recordings_root("en")
+    values = {"language": "en", "kind": "cv-folder", "folder": str(folder)}
+    assert source_config(values).path == str(folder)
+    with pytest.warns(UserWarning, match="admin password"):
+        out = load_data({**values, "admin_password": "wrong"}, progress=_no_progress)
+    assert out[0].startswith("❌") and "admin password" in out[0]
+
+
+def test_metadata_naming_server_files_serves_nothing(tmp_path, monkeypatch):
+    """The 13.1 exploit off a Space: a local "hub" folder whose metadata.csv names /etc/passwd and
+    /proc/self/environ. Whatever the readers do with it, no sample player gets a copy of those files."""
+    from whisper_studio.ui.common import served_dir
+    from whisper_studio.ui.data_tab import load_data
+
+    monkeypatch.setenv("WHISPER_STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "metadata.csv").write_text("file_name,sentence\n/etc/passwd,a\n/proc/self/environ,b\n"
+                                         "../../../../../etc/hostname,c\n", encoding="utf-8")
+    with pytest.warns(UserWarning):
+        out = load_data({"language": "en", "kind": "hub", "hub_id": str(folder)}, progress=_no_progress)
+    assert out[0].startswith("❌")
+    assert not any(p.get("visible") for p in out[2:6])
+    assert os.listdir(served_dir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import gradio as gr
@@ -13,7 +14,7 @@ from whisper_studio.config import TrainConfig
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-from uiutil import make_run
+from helpers import make_run
 
 
 def settings(**changes):
@@ -31,10 +32,11 @@ def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     make_run(runs_root, "20260101-000100-live", pid=os.getpid(), evals=[(3, 1.9, 0.42)])
     # Even a page that watched the old run is switched to the live one (someone else started it).
     out = train_tab.refresh("20260101-000000-old", None)
-    watched, seen, status, loss, eloss, wer, log, command, stop, run_state = out
+    watched, seen, status, loss, eloss, wer, log, command, stop, run_state, kill, resume, to_eval = out
     assert watched == "20260101-000100-live"
     assert "step 3 of 10" in status and "ETA" in status and "samples/s" in status
-    assert list(loss["loss"]) == [2.5, 2.1, 1.7]
+    assert list(loss["value"]["loss"]) == [2.5, 2.1, 1.7]
+    assert loss["x_lim"] == [0, 10]  # whole-step axis from 0 to the run's total, even with few points
     assert eloss["visible"] is True and list(eloss["value"]["eval loss"]) == [1.9]
     assert list(wer["value"]["WER %"]) == [42.0]  # engine fraction -> percent
     assert "step 3 loss 1.7" in log
@@ -45,7 +47,7 @@ def test_refresh_shows_the_live_run_with_progress_plot_and_log(runs_root):
     assert again[3] == gr.skip() and again[4] == gr.skip() and "step 3 of 10" in again[2]
     runfolder.append_metric(runs_root / watched, {"type": "train", "step": 4, "loss": 1.5, "elapsed": 8.0})
     third = train_tab.refresh(watched, seen)
-    assert list(third[3]["loss"])[-1] == 1.5
+    assert list(third[3]["value"]["loss"])[-1] == 1.5
 
 
 def test_refresh_without_runs_and_after_the_run_ended(runs_root):
@@ -99,7 +101,7 @@ def test_timer_refresh_never_raises_on_a_broken_run_folder(runs_root, monkeypatc
 
     monkeypatch.setattr("whisper_studio.jobs.read_metrics", broken)
     out = train_tab.safe_refresh(None, None)
-    assert len(out) == train_tab.N_OUTPUTS == 10 and all(o == gr.skip() for o in out)
+    assert len(out) == train_tab.N_OUTPUTS == 13 and all(o == gr.skip() for o in out)
 
 
 def test_public_space_locks_training_but_a_password_unlocks_it(runs_root, monkeypatch):
@@ -164,3 +166,116 @@ def test_one_gpu_or_none_hides_the_processes_choice(monkeypatch):
         assert props["num-processes"]["visible"] is False
     finally:
         hosting.visible_gpus.cache_clear()
+
+
+def test_typed_numbers_that_are_not_numbers_get_a_clear_message(runs_root):
+    from whisper_studio.ui import train_tab
+
+    with pytest.raises(gr.Error, match=r"Learning rate must be a number \(got 'abc'\)"):
+        train_tab.start_training(settings(learning_rate="abc"))
+    with pytest.raises(gr.Error, match="Epochs must be a number"):
+        train_tab.start_training(settings(epochs=float("nan")))
+    with pytest.raises(gr.Error, match="Warm-up steps must be a whole number"):
+        train_tab.start_training(settings(warmup_steps="x"))
+    assert not [p for p in runs_root.glob("*") if not p.name.startswith(".")]
+
+
+def test_start_passes_the_mdc_key_as_a_secret_not_the_environment(runs_root, monkeypatch):
+    from whisper_studio import jobs
+    from whisper_studio.ui import common, train_tab
+
+    calls = []
+
+    class Recorder(jobs.JobManager):
+        def start(self, cfg, *, secrets=None, resume=False):
+            calls.append((cfg, secrets, dict(os.environ)))
+            run_dir = make_run(runs_root, "20260101-000500-mdc", state="queued")
+            return self.get(run_dir.name)
+
+    monkeypatch.setattr(common, "job_manager", lambda: Recorder(runs_root))
+    train_tab.start_training(settings(kind="mdc", mdc_id="cv-corpus-x", mdc_key="sk-SECRET-123",
+                                      final_eval_clips=0, in8bit="auto"))
+    cfg, secrets, env = calls[0]
+    assert secrets == {"mdc_api_key": "sk-SECRET-123"}
+    assert "sk-SECRET-123" not in " ".join(env.values()) and "sk-SECRET-123" not in json.dumps(cfg.to_dict())
+    assert cfg.final_eval_clips == 0 and cfg.load_in_8bit == "auto"
+
+
+def test_stopping_shows_kill_now_and_a_stopped_run_offers_resume_or_says_nothing_saved(runs_root):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000000-stopped", state="stopped", step=4, total=10)
+    out = dict(zip(train_view_names(), train_tab.refresh(None, None)))
+    assert "Nothing saved yet" in out["status"] and out["resume"]["visible"] is False
+    (runs_root / "20260101-000000-stopped" / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (runs_root / "20260101-000000-stopped" / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    out = dict(zip(train_view_names(), train_tab.refresh(None, None)))
+    assert out["resume"]["visible"] is True and "Resume" in out["status"]
+
+    make_run(runs_root, "20260101-000100-stopping", state="stopping", pid=os.getpid())
+    out = dict(zip(train_view_names(), train_tab.refresh(None, None)))
+    assert "stopping…" in out["status"] and "Kill now" in out["status"]
+    assert out["kill"]["visible"] is True and out["stop"]["interactive"] is False
+
+
+def train_view_names():
+    from whisper_studio.ui.train_view import OUTPUT_NAMES
+
+    return OUTPUT_NAMES
+
+
+def test_finished_status_carries_the_result(runs_root):
+    from whisper_studio.ui import train_tab
+
+    run_dir = make_run(runs_root, "20260101-000000-done", state="finished", step=10, total=10, adapter=True)
+    (run_dir / "eval.json").write_text(json.dumps({"base_wer": 2.12, "adapted_wer": 0.63, "n": 40}), encoding="utf-8")
+    status = train_tab.refresh(None, None)[2]
+    assert "WER 212.0% → 63.0% on 40 clips" in status and "Evaluate" in status
+
+
+def test_cost_before_start_from_the_measured_speed_and_the_warmup_warning(runs_root):
+    from whisper_studio.ui import train_tab
+
+    text = train_tab.cost(settings(max_train=160, batch_size=8, epochs=2, warmup_steps=10, final_eval_clips=40))
+    assert "**40 steps**" in text and "default" not in text and "guess" in text  # no run measured yet
+    assert "Warm-up" not in text
+    make_run(runs_root, "20260101-000000-measured", state="finished")  # 2.0 samples/s in its metrics
+    text = train_tab.cost(settings(max_train=16, batch_size=4, epochs=1.5, warmup_steps=10, final_eval_clips=0))
+    assert "**6 steps**" in text and "2.00 samples/s measured in run 20260101-000000-measured" in text
+    assert "0:12" in text  # 6 steps x 4 clips / 2.0 samples/s
+    assert "Warm-up is 10 steps but the run has only 6" in text
+    assert "must be a number" in train_tab.cost(settings(learning_rate="abc"))
+
+
+def test_reload_restores_the_live_runs_settings(runs_root):
+    from whisper_studio.ui import train_tab
+
+    make_run(runs_root, "20260101-000100-live", pid=os.getpid())
+    names = ("model", "epochs", "batch_size", "max_train", "language", "kind", "in8bit", "mdc_key")
+    out = dict(zip(names, train_tab.restore_form("20260101-000100-live", names)))
+    assert out["model"] == "bundled/whisper-base" and out["epochs"] == 2 and out["batch_size"] == 4
+    assert out["max_train"] == 40 and out["language"] == "en" and out["kind"] == "demo"
+    assert out["mdc_key"] == gr.skip()  # never filled in
+    make_run(runs_root, "20260101-000000-old", state="finished")
+    assert all(v == gr.skip() for v in train_tab.restore_form("20260101-000000-old", names))
+
+
+def test_starting_a_job_frees_the_ui_model(runs_root, monkeypatch):
+    import sys
+
+    from whisper_studio import jobs
+    from whisper_studio.ui import common, train_tab
+
+    released = []
+    fake = type(sys)("whisper_studio.transcribe")
+    fake.release_transcriber = lambda: released.append(True)
+    monkeypatch.setitem(sys.modules, "whisper_studio.transcribe", fake)
+    monkeypatch.setattr("whisper_studio.transcribe", fake, raising=False)
+
+    class Recorder(jobs.JobManager):
+        def start(self, cfg, *, secrets=None, resume=False):
+            return self.get(make_run(runs_root, "20260101-000600-x", state="queued").name)
+
+    monkeypatch.setattr(common, "job_manager", lambda: Recorder(runs_root))
+    train_tab.start_training(settings())
+    assert released == [True]

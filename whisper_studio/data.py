@@ -1,6 +1,6 @@
 """Data: any source -> `datasets.DatasetDict`, plus the summaries the CLI and the Data tab show.
 
-Where the rows come from is the sources registry (whisper_studio/sources/: demo, mdc, cv-folder, hub; one file
+Where the rows come from is the sources registry (whisper_studio/sources/: demo, mdc, cv-folder, hub, folder; one file
 each); what every source yields is sources/base.py's COLUMNS: `audio` (`Audio(decode=False)`, a `{"path",
 "bytes"}` dict that datasets never decodes), `sentence`, `locale`, `split` and `id`. Features, labels and the
 training collator are in whisper_studio/features.py (re-exported here, so `data.prepare` works).
@@ -22,10 +22,12 @@ from whisper_studio.features import (DataCollatorSpeechSeq2SeqWithPadding, Prepa
 from whisper_studio.sources.base import COLUMNS, LoadReport, Progress, log
 from whisper_studio.sources.cv_folder import find_locale_dir, read_cv_folder
 from whisper_studio.sources.hub import _hub_error
-from whisper_studio.sources.mdc import extract_archive, mdc_dir, mdc_key_in_env
+from whisper_studio.sources import tables
+from whisper_studio.sources.base import check_inside
+from whisper_studio.sources.mdc import extract_archive, mdc_dir
 
 __all__ = ["COLUMNS", "DataCollatorSpeechSeq2SeqWithPadding", "LoadReport", "PreparedData", "Progress",
-           "_hub_error", "extract_archive", "find_locale_dir", "load_source", "mdc_dir", "mdc_key_in_env", "prepare",
+           "_hub_error", "check_inside", "extract_archive", "find_locale_dir", "load_source", "mdc_dir", "prepare",
            "read_cv_folder", "sample_rows", "shared_sentences", "split_seconds", "summarize"]
 
 
@@ -69,28 +71,40 @@ def summarize(dsd) -> dict[str, dict[str, float]]:
 def sample_rows(dsd, split: str, n: int, seed: int = 0) -> list[dict]:
     """n rows of a split, spread at random (seeded: the same rows each time), as {"path", "sentence", "id"}.
 
-    Audio held as bytes (hub parquet) is written once under cache_dir()/samples so that a UI can play a path.
+    Only clips that decode as audio are returned (a UI plays and serves these paths, so a file that is not
+    audio never leaves the server this way); the others are skipped and logged. Audio held as bytes (hub
+    parquet) is written once under cache_dir()/samples so that a UI can play a path.
     """
+    from whisper_studio import audio
+
     if split not in dsd:
         raise DataSourceError(f"No {split!r} split; the data has {', '.join(dsd)}.")
     ds = dsd[split]
     if n <= 0 or len(ds) == 0:
         return []
-    indices = sorted(random.Random(seed).sample(range(len(ds)), min(n, len(ds))))
+    order = random.Random(seed).sample(range(len(ds)), min(len(ds), max(n, 4 * n)))  # spares for bad clips
     rows = []
-    for row in ds.select(indices):
+    for index in order:
+        row = ds[index]
         value = row["audio"]
+        try:
+            audio.load_audio(value)
+        except AudioError as exc:
+            log.warning("not shown as a sample: %s", exc)
+            continue
         path = value.get("path")
         if value.get("bytes"):
             data = value["bytes"]
             digest = hashlib.sha256(data).hexdigest()[:20]
-            suffix = Path(path).suffix if path and Path(path).suffix else ".wav"
+            suffix = Path(path).suffix if path and Path(path).suffix.lower() in tables.AUDIO_SUFFIXES else ".wav"
             target = paths.cache_dir() / "samples" / f"{digest}{suffix}"
             if not target.exists():
                 util.write_atomic(target, data, fsync=False)  # a cache file: rebuilt if lost
             path = str(target)
-        rows.append({"path": path, "sentence": row["sentence"], "id": row["id"]})
-    return rows
+        rows.append((index, {"path": path, "sentence": row["sentence"], "id": row["id"]}))
+        if len(rows) == n:
+            break
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
 def shared_sentences(dsd) -> dict[tuple[str, str], int]:

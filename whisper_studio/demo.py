@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from whisper_studio import languages, paths, synth
+from whisper_studio import languages, paths, synth, util
 from whisper_studio.errors import DataSourceError, LanguageError
 
 Progress = Callable[[float, str], None] | None
@@ -179,8 +179,12 @@ def build_corpus(locale: str, root: Path | str | None = None, progress: Progress
         return target
     with _build_locks_guard:
         lock = _build_locks.setdefault(str(target), threading.Lock())
-    with lock:  # two threads asking for the same corpus build it once
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Two threads (the thread lock) or two processes (the file lock) asking for the same corpus build it once;
+    # and while the file lock is held no other build is running, so any temporary folder left is a killed one's.
+    with lock, util.file_lock(target.parent / f".build-{locale}.lock"):
         if _matches(target, manifest):
+            _remove_stale(target.parent, locale)
             return target
         if target.exists() and not (target / "demo.json").exists():
             raise DataSourceError(f"{target} already exists and is not a Whisper Studio demo corpus; "
@@ -190,7 +194,6 @@ def build_corpus(locale: str, root: Path | str | None = None, progress: Progress
                 synth.speak("test")
             except Exception as exc:  # the reason eSpeak NG did not load
                 raise DataSourceError(f"The demo corpus is spoken by eSpeak NG, which is not usable here: {exc}") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(target.parent, locale)
         tmp = target.parent / f".{locale}.tmp-{uuid.uuid4().hex[:8]}"
         try:
@@ -204,15 +207,12 @@ def build_corpus(locale: str, root: Path | str | None = None, progress: Progress
     return target
 
 
-def _remove_stale(parent: Path, locale: str, max_age: float = 3600.0) -> None:
-    """Temporary folders left by a build that was killed (not those of a build running now)."""
-    now = time.time()
+def _remove_stale(parent: Path, locale: str) -> None:
+    """Temporary folders left by a build that was killed. Called with the build's file lock held, so no other
+    build (thread or process) is writing one now: every match is stale, whatever its age."""
     for path in parent.glob(f".{locale}.*-*"):
-        try:
-            if now - path.stat().st_mtime > max_age:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
+        if path.is_dir() and (".tmp-" in path.name or ".old-" in path.name):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _replace(tmp: Path, target: Path, manifest: dict) -> None:

@@ -31,3 +31,8 @@ class OfflineError(StudioError):
 
 class JobError(StudioError):
     """A training job cannot be started, stopped or found."""
+
+
+class AccessError(StudioError):
+    """An action this deployment does not allow to the caller (a missing or wrong admin password, a local path
+    typed on a Space)."""

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -63,11 +63,22 @@ def iter_audio(ds) -> Iterable[dict]:
 # --------------------------------------------------------------------------------------------------------------
 @dataclass
 class PreparedData:
+    """The prepared rows and what was left out, for the job summary (issue 13.5: nothing skipped silently)."""
+
     dataset: Any  # datasets.Dataset with input_features and labels
     dropped_long_audio: int = 0
     dropped_long_labels: int = 0
-    dropped_unreadable: int = 0
+    skipped_corrupt: int = 0  # clips that did not decode (a damaged or not-audio file)
+    skipped_empty: int = 0  # rows with a blank sentence
     cached: bool = False  # features came from the on-disk cache
+    notes: list[str] = field(default_factory=list)  # e.g. "the features cache is read-only: not cached"
+
+    def skipped_summary(self) -> str:
+        parts = [f"{n} {what}" for n, what in ((self.dropped_long_audio, "over 30 s"),
+                                               (self.dropped_long_labels, "with transcripts too long"),
+                                               (self.skipped_corrupt, "unreadable"),
+                                               (self.skipped_empty, "with an empty sentence")) if n]
+        return "skipped " + ", ".join(parts) if parts else ""
 
 
 FEATURES_VERSION = 2  # bump when what `prepare` writes changes, so old caches are not reused
@@ -125,23 +136,30 @@ def prepare(ds, processor, language: str | languages.Language, task: str = "tran
         raise DataSourceError("No clips to prepare.")
 
     key = _fingerprint(ds, processor, lang.whisper, task, max_label_tokens) if cache else None
-    final = _features_root() / key if key else None
+    try:
+        final = _features_root() / key if key else None
+    except OSError:  # the cache root cannot even be created: prepare without it (noted below)
+        final, key = None, None
     if final is not None and (final / "meta.json").is_file():
         try:
             meta = json.loads((final / "meta.json").read_text())
             prepared = datasets.load_from_disk(str(final))
             return PreparedData(prepared, meta["dropped_long_audio"], meta["dropped_long_labels"],
-                                meta.get("dropped_unreadable", 0), cached=True)
+                                meta.get("skipped_corrupt", meta.get("dropped_unreadable", 0)),
+                                meta.get("skipped_empty", 0), cached=True)
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
             log.warning("feature cache %s unreadable; rebuilding", final, exc_info=True)
             shutil.rmtree(final, ignore_errors=True)
 
     # 1. Cheap checks first (headers and tokenizer only), so long clips are never decoded.
     _report(progress, 0.0, "Checking clip lengths and transcripts")
-    keep, long_audio, long_labels, unreadable = [], 0, 0, 0
-    sentences = [text if isinstance(text, str) else "" for text in ds["sentence"]]  # hub rows may hold None
+    keep, long_audio, long_labels, unreadable, empty = [], 0, 0, 0, 0
+    sentences = [text.strip() if isinstance(text, str) else "" for text in ds["sentence"]]  # hub rows: None
     label_ids = tokenizer(sentences).input_ids if sentences else []
     for i, value in enumerate(iter_audio(ds)):
+        if not sentences[i]:  # nothing to learn, and a label of only the prefix teaches the model silence
+            empty += 1
+            continue
         try:
             seconds = clip_seconds(value)
         except AudioError as exc:
@@ -157,7 +175,7 @@ def prepare(ds, processor, language: str | languages.Language, task: str = "tran
     if not keep:
         raise DataSourceError(
             f"No usable clips: {long_audio} longer than 30 s, {long_labels} with transcripts over {max_label_tokens} "
-            f"tokens, {unreadable} unreadable."
+            f"tokens, {unreadable} unreadable, {empty} with an empty sentence."
         )
     subset = ds.select(keep) if len(keep) < len(ds) else ds
     subset = subset.add_column("labels", [label_ids[i] for i in keep])
@@ -177,44 +195,63 @@ def prepare(ds, processor, language: str | languages.Language, task: str = "tran
         audio.blank_after_audio(feats, [len(a) for a in arrays])  # as at inference: see audio.blank_after_audio
         return {"input_features": [f.astype(np.float32) for f in feats], "_ok": ok}
 
-    scratch = None
+    scratch, notes = None, []
     if final is not None:
         scratch = _features_root() / f"tmp-{key}-{os.getpid()}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
+        try:
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+        except OSError as exc:  # a read-only or full cache: the cache is an optimisation, prepare in memory
+            notes.append(_no_cache_note(exc))
+            log.warning("%s", notes[-1])
+            final = scratch = None
     try:
         _report(progress, 0.05, f"Computing log-mel features for {len(subset)} clips")
         mapped = subset.map(
             featurize, batched=True, batch_size=16, num_proc=num_proc if num_proc and num_proc > 1 else None,
             remove_columns=[c for c in subset.column_names if c not in ("labels", "sentence", "id")],
             cache_file_name=str(scratch / "features.arrow") if scratch else None, desc="log-mel features",
+            keep_in_memory=scratch is None,
         )
         bad = len(mapped) - sum(mapped["_ok"])
         if bad:
             unreadable += bad
             mapped = mapped.filter(lambda ok: ok, input_columns=["_ok"],
-                                   cache_file_name=str(scratch / "kept.arrow") if scratch else None)
+                                   cache_file_name=str(scratch / "kept.arrow") if scratch else None,
+                                   keep_in_memory=scratch is None)
         mapped = mapped.remove_columns("_ok")
         if final is not None:
             # save_to_disk into a private folder, then one atomic rename: a crash never leaves a half entry, and
             # two processes preparing the same data both end up reading one complete copy.
             partial = final.with_name(final.name + f".partial-{os.getpid()}")
             shutil.rmtree(partial, ignore_errors=True)
-            mapped.save_to_disk(str(partial))
             meta = {"dropped_long_audio": long_audio, "dropped_long_labels": long_labels,
-                    "dropped_unreadable": unreadable, "clips": len(mapped), "language": lang.whisper, "task": task,
-                    "created": time.time()}
-            (partial / "meta.json").write_text(json.dumps(meta, indent=1))
+                    "skipped_corrupt": unreadable, "skipped_empty": empty, "clips": len(mapped),
+                    "language": lang.whisper, "task": task, "created": time.time()}
             try:
-                partial.rename(final)
-            except OSError:  # another process finished the same entry first: use theirs
+                mapped.save_to_disk(str(partial))
+                (partial / "meta.json").write_text(json.dumps(meta, indent=1))
+            except OSError as exc:  # filled or turned read-only meanwhile: keep the features in memory
                 shutil.rmtree(partial, ignore_errors=True)
-            mapped = datasets.load_from_disk(str(final))
+                notes.append(_no_cache_note(exc))
+                log.warning("%s", notes[-1])
+                mapped = mapped.flatten_indices(keep_in_memory=True)
+            else:
+                try:
+                    partial.rename(final)
+                except OSError:  # another process finished the same entry first: use theirs
+                    shutil.rmtree(partial, ignore_errors=True)
+                mapped = datasets.load_from_disk(str(final))
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     _report(progress, 1.0, f"Prepared {len(mapped)} clips")
-    return PreparedData(mapped, long_audio, long_labels, unreadable)
+    return PreparedData(mapped, long_audio, long_labels, unreadable, empty, notes=notes)
+
+
+def _no_cache_note(exc: OSError) -> str:
+    return (f"The features cache ({_features_root()}) cannot be written ({exc.strerror or exc}); "
+            "features are computed for this run only.")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Where the app is hosted: Hugging Face Spaces, ZeroGPU, or a machine of one's own.
 
-A public Space is shared by everyone who opens it, so starting and stopping training (minutes of the owner's
-hardware) is guarded by an admin password the owner keeps as a Space secret; transcription and evaluation stay
-open. ZeroGPU lends a GPU only for the length of one decorated call, so a background training job cannot use it:
+A public Space is shared by everyone who opens it, so everything that trains, stops, pushes or reads the
+server's files is guarded by an admin password the owner keeps as a Space secret (`require_admin`, the one rule
+every such endpoint calls), and file paths typed by visitors are refused outright (`local_paths_allowed`);
+transcription and evaluation stay open. ZeroGPU lends a GPU only for the length of one decorated call, so a background training job cannot use it:
 there, GPU-bound inference is decorated with `spaces.GPU` and training is not offered.
 """
 
@@ -16,6 +17,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Callable, TypeVar
+
+from whisper_studio.errors import AccessError
 
 # The Space secret (Settings -> Variables and secrets) that unlocks training on a Space.
 ADMIN_PASSWORD_ENV = "WHISPER_STUDIO_ADMIN_PASSWORD"
@@ -118,6 +121,40 @@ def check_password(given: str | None) -> bool:
     if not expected:
         return not on_spaces()
     return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+def require_admin(password: str | None, action: str = "This action") -> None:
+    """The one rule for every endpoint that trains, stops, pushes or reads the server's files: on a public Space
+    it needs the admin password (and is locked when the owner set none); on one's own machine it is open unless
+    the owner set a password, which then applies the same way. Raises AccessError; returns None when allowed."""
+    if check_password(password):
+        return
+    if not os.environ.get(ADMIN_PASSWORD_ENV):
+        raise AccessError(
+            f"{action} is locked on this public Space: its owner has not set the {ADMIN_PASSWORD_ENV} secret. "
+            + _duplicate_hint("to do it on your own hardware")
+        )
+    raise AccessError(
+        f"Wrong or missing admin password: {action[:1].lower() + action[1:]} on this deployment needs the password "
+        f"kept in its {ADMIN_PASSWORD_ENV} secret."
+    )
+
+
+def local_paths_allowed() -> bool:
+    """Whether visitors may name files or folders on the server (a Common Voice folder, a local dataset or model
+    folder). Never on a Space: the server's disk holds the owner's secrets and caches, and a path typed in a
+    page is a file read for whoever typed it."""
+    return not on_spaces()
+
+
+def refuse_local_path(what: str) -> None:
+    """AccessError when a visitor-typed local path (`what`, e.g. "a Common Voice folder") is not allowed here."""
+    if not local_paths_allowed():
+        raise AccessError(
+            f"This Space does not read {what} from its server: files on a hosted app are not open to visitors. "
+            "Use the demo data, a Mozilla Data Collective dataset or a hub dataset id (OWNER/NAME) instead. "
+            + _duplicate_hint("to use your own files")
+        )
 
 
 def _duplicate_hint(purpose: str) -> str:

@@ -47,11 +47,12 @@ def write_model_card(adapter_dir: Path, cfg: TrainConfig, language: Language, su
     lora = cfg.lora
     alpha = f"{lora.alpha:g}" if isinstance(lora.alpha, float) else lora.alpha
     precision = summary.get("precision", cfg.precision)
+    in_8bit = summary.get("load_in_8bit", cfg.load_in_8bit is True)  # what the job chose ("auto" resolved)
     body = [
         f"# Whisper LoRA adapter: {language.english} ({cfg.language})",
         "",
         f"A LoRA adapter for `{cfg.model}` trained with Whisper Studio"
-        + (" on a base loaded in 8-bit (bitsandbytes)" if cfg.load_in_8bit else "") + ".",
+        + (" on a base loaded in 8-bit (bitsandbytes)" if in_8bit else "") + ".",
         "Load it with `PeftModel.from_pretrained(WhisperForConditionalGeneration.from_pretrained(BASE), "
         "'adapter')`; generate with `language=\"" + language.whisper + f"\", task=\"{cfg.task}\"`.",
         "",
@@ -60,6 +61,8 @@ def write_model_card(adapter_dir: Path, cfg: TrainConfig, language: Language, su
         f"- Training clips: {summary.get('train_clips', '?')}"
         + (f" (at most {cfg.max_train_samples} requested)" if cfg.max_train_samples else ""),
         f"- Test clips evaluated: {summary.get('eval_clips', 'none')}",
+        *(["- Clips skipped: " + ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in summary["skipped"].items())]
+          if summary.get("skipped") else []),
         "",
         "## Training",
         "| setting | value |",
@@ -72,7 +75,7 @@ def write_model_card(adapter_dir: Path, cfg: TrainConfig, language: Language, su
         f"| batch size x grad accum x processes | {cfg.batch_size} x {cfg.grad_accum} x {summary.get('world_size', 1)} |",
         f"| learning rate / warm-up steps | {cfg.learning_rate} / {cfg.warmup_steps} |",
         f"| precision | {precision}{' autocast' if precision == 'bf16' and 'precision' in summary else ''}"
-        f"{', base in 8-bit' if cfg.load_in_8bit else ''} |",
+        f"{', base in 8-bit' if in_8bit else ''} |",
         f"| device | {summary.get('device', '?')} |",
         f"| training time | {fmt_seconds(summary['train_seconds']) if 'train_seconds' in summary else '?'} |",
         f"| throughput | {summary.get('samples_per_second') or '?'} samples/s |",

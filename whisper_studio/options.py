@@ -2,8 +2,9 @@
 
 A field with `metadata={"flag": ..., "help": ...}` is a command-line option of `train`. Its type comes from the
 annotation: `Literal[...]` gives argparse choices, `int`/`float`/`str` (or `X | None`) the converter, a `switch`
-makes a store_true flag that sets the field to that value (`--no-8bit` sets load_in_8bit to False), `nargs` a
-list. Nested dataclasses (source, lora) are walked under their field name, so `lora.rank` is `--rank`.
+makes a store_true flag that sets the field to that value, `nargs` a list. `values` maps the words the flag
+takes to field values (`--8bit auto|on|off`), and `aliases` adds switches that set one value (`--no-8bit` sets
+load_in_8bit to False; the command preview prefers an alias where one says the value). Nested dataclasses (source, lora) are walked under their field name, so `lora.rank` is `--rank`.
 
 Flags default to None, so a flag overrides a --config file only when it is given.
 """
@@ -37,6 +38,8 @@ class Option:
     nargs: str | None = None
     metavar: str | None = None
     always: bool = False  # shown in the command preview even at its default
+    values: tuple[tuple[str, Any], ...] = ()  # (word on the command line, field value) pairs
+    aliases: tuple[tuple[str, Any], ...] = ()  # (switch flag, field value it sets) pairs
 
     @property
     def dest(self) -> str:
@@ -80,10 +83,14 @@ def options(cls: type = TrainConfig, prefix: str = "") -> list[Option]:
         if typing.get_origin(base) is tuple:
             base = typing.get_args(base)[0]
         switch = meta.get("switch")
+        values = tuple(meta.get("values", {}).items())
+        if values:
+            base, choices = str, tuple(word for word, _ in values)
         out.append(Option(
             path=prefix + f.name, flag=meta["flag"], help=meta.get("help"),
             type=None if switch is not None else base, choices=tuple(choices) if choices else None,
             switch=switch, nargs=meta.get("nargs"), metavar=meta.get("metavar"), always=bool(meta.get("always")),
+            values=values, aliases=tuple(meta.get("aliases", {}).items()),
         ))
     return out
 
@@ -111,6 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if o.metavar:
             kwargs["metavar"] = o.metavar
         parser.add_argument(o.flag, **kwargs)
+        for alias, value in o.aliases:
+            word = next(w for w, v in o.values if v is value or v == value) if o.values else value
+            parser.add_argument(alias, dest=o.dest, action="store_const", const=word,
+                                help=f"same as {o.flag} {word}")
 
 
 def apply_args(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +136,8 @@ def apply_args(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
             continue
         if o.nargs:  # lists take separate words, commas within a word too
             value = [part for item in value for part in str(item).replace(",", " ").split()]
+        if o.values:
+            value = dict(o.values)[value]
         _set_path(data, o.path, value)
     return data
 
@@ -151,8 +164,14 @@ def command_args(cfg: TrainConfig, *, include_out: bool = False) -> list[str]:
             continue
         if value is None:
             continue
+        alias = next((a for a, v in o.aliases if v is value), None)
+        if alias is not None:
+            parts.append(alias)
+            continue
         parts.append(o.flag)
-        if o.nargs:
+        if o.values:
+            parts.append(next(w for w, v in o.values if v is value or (type(v) is type(value) and v == value)))
+        elif o.nargs:
             parts.extend(str(v) for v in value)
         else:
             parts.append(_fmt(value))

@@ -45,11 +45,12 @@ def environment() -> SageMakerEnv | None:
     )
 
 
-def normalize_argv(argv: list[str], bool_flags: dict[str, str]) -> list[str]:
+def normalize_argv(argv: list[str], bool_flags: dict[str, str | tuple[str, str]]) -> list[str]:
     """Turn SageMaker's `--flag True|False` into argparse switches.
 
     `bool_flags` maps a hyperparameter name as SageMaker passes it (e.g. `--load-in-8bit` or `--load_in_8bit`)
-    to the switch that means False (e.g. `--no-8bit`); True then simply drops the pair.
+    to the switch that means False (e.g. `--no-8bit`; True then simply drops the pair), or to a pair
+    (switch for True, switch for False) when True is not the default (`("--8bit=on", "--no-8bit")`).
     """
     out: list[str] = []
     i = 0
@@ -57,8 +58,11 @@ def normalize_argv(argv: list[str], bool_flags: dict[str, str]) -> list[str]:
         arg = argv[i]
         key = arg.replace("_", "-")
         if key in bool_flags and i + 1 < len(argv) and argv[i + 1].lower() in ("true", "false"):
-            if argv[i + 1].lower() == "false":
-                out.append(bool_flags[key])
+            switches = bool_flags[key]
+            on, off = switches if isinstance(switches, tuple) else (None, switches)
+            chosen = off if argv[i + 1].lower() == "false" else on
+            if chosen:
+                out.append(chosen)
             i += 2
             continue
         # SageMaker spells hyperparameters as given in the estimator; accept snake_case for our kebab-case flags.

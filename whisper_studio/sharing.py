@@ -1,7 +1,9 @@
 """Share a run's result on the Hugging Face hub: the LoRA adapter, or the adapter merged into a full model.
 
 `python -m whisper_studio push RUN_DIR --repo-id OWNER/NAME [--merged] [--public]`; the token comes from
-`--token-env` (default HF_TOKEN) or, in the UI, a password field — it is never printed or logged.
+`--token-env` (default HF_TOKEN) or, in the UI, a password field — it is never printed or logged. Only the
+command line may fall back to the environment's token (`allow_env_token=True`): on a Space HF_TOKEN is the
+owner's secret, so a UI request must bring its own.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ def push_run(
     token: str | None = None,
     merged: bool = False,
     private: bool = True,
+    allow_env_token: bool = False,
 ) -> str:
-    """Upload RUN_DIR/adapter (or a merged model built from it) to `repo_id`; returns the repo URL."""
+    """Upload RUN_DIR/adapter (or a merged model built from it) to `repo_id`; returns the repo URL.
+    `allow_env_token`: with no `token`, use HF_TOKEN / HUGGING_FACE_HUB_TOKEN (the command line only)."""
     run_dir = Path(run_dir)
     adapter = run_dir / runfolder.ADAPTER
     if not (adapter / "adapter_config.json").is_file():
         raise JobError(f"{run_dir} has no adapter to share yet (no {adapter}/adapter_config.json); train it first.")
+    token = _token(token, allow_env_token)
     if not merged:
         return push_folder(adapter, repo_id, token=token, private=private, message=f"Whisper Studio adapter from {run_dir.name}")
     from whisper_studio.export import export_merged  # heavy: loads the base model
@@ -39,14 +44,23 @@ def push_run(
         return push_folder(Path(tmp) / "model", repo_id, token=token, private=private, message=f"Whisper Studio merged model from {run_dir.name}")
 
 
-def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = True, message: str = "") -> str:
+def _token(token: str | None, allow_env_token: bool) -> str:
+    token = (token or "").strip()
+    if not token and allow_env_token:
+        token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or ""
+    if not token:
+        where = "set HF_TOKEN or pass --token-env" if allow_env_token else "paste one in the token field"
+        raise ConfigError(f"Pushing to the hub needs a write token: {where}.")
+    return token
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = True, message: str = "",
+                allow_env_token: bool = False) -> str:
     """Create (or reuse) a model repo and upload a folder to it, with errors a user can act on."""
     # 1. Check what we can before touching the network.
     if not REPO_ID.match(repo_id or ""):
         raise ConfigError(f"{repo_id!r} is not a hub repository id; use OWNER/NAME, e.g. your-name/whisper-base-mr-lora.")
-    token = token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if not token:
-        raise ConfigError("Pushing to the hub needs a write token: set HF_TOKEN or paste one in the token field.")
+    token = _token(token, allow_env_token)
     endpoint = util.hub_endpoint()
     # Only the hub's own flag: TRANSFORMERS_OFFLINE / HF_DATASETS_OFFLINE say nothing about uploading.
     if util.env_true("HF_HUB_OFFLINE"):

@@ -6,15 +6,20 @@ train.py's `run_training` drives these as steps; nothing here writes the run fol
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from whisper_studio import runfolder
 from whisper_studio.config import TrainConfig
+from whisper_studio.errors import JobError
+from whisper_studio.languages import Language
 from whisper_studio.runfolder import EvalRecord, RunStatus, TrainRecord
 
 # Fault injection for tests and drills: the job raises at this optimizer step, as a bug would.
@@ -27,6 +32,11 @@ SAVE_TOTAL_LIMIT = 2
 # evaluation stops well before, at the 225 tokens of Whisper's own fine-tuning recipe, which a 30 s clip's
 # transcript never needs more than.
 GENERATION_MAX_LENGTH = 225
+# A checkpoint is the adapter (4 bytes per trainable parameter), AdamW's two moments (8 more) and a few small
+# files (trainer state, scheduler, RNG states, the adapter's config and card).
+CHECKPOINT_BYTES_PER_PARAM = 12
+CHECKPOINT_OVERHEAD_BYTES = 256 * 1024
+PROBE_BATCH_SIZE = 16  # the probe's clips in one batch: decoding cost is mostly per token, not per clip
 
 
 class StopRequested(Exception):
@@ -79,7 +89,12 @@ class Reporter:
     def update(self, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(self.status, key, value)
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.status.state == "running" and (self.run_dir / runfolder.STOP).exists():
+            # The manager has asked for a stop and written `stopping`: the job never writes `running` over it.
+            self.status.state = "stopping"
+        with runfolder.run_lock(self.run_dir):
             runfolder.write_status(self.run_dir, self.status)
 
     def phase(self, message: str) -> None:
@@ -96,8 +111,106 @@ class Reporter:
 
 
 
+# --- disk space -----------------------------------------------------------------------------------------------
+def checkpoint_bytes(trainable_params: int) -> int:
+    return CHECKPOINT_BYTES_PER_PARAM * trainable_params + CHECKPOINT_OVERHEAD_BYTES
+
+
+def _mb(n_bytes: float) -> str:
+    mb = n_bytes / 1e6
+    return f"{mb:.1f}" if mb < 10 else f"{mb:.0f}"
+
+
+def free_bytes(folder: Path) -> int:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def no_space_message(folder: Path, need: int) -> str:
+    return f"No space left on {folder} ({_mb(free_bytes(folder))} MB free, checkpoint needs ~{_mb(need)} MB)"
+
+
+def check_space(folder: Path, need: int) -> None:
+    """Refuse to start (or to write a checkpoint) when the run folder's disk cannot hold `need` bytes."""
+    if free_bytes(folder) < need:
+        raise JobError(no_space_message(folder, need) + "; free some space or choose another runs folder.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, however the writer wrapped it (torch.save and safetensors raise their own errors)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "No space left" in text or "StorageFull" in text or "os error 28" in text or "file write failed" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def drop_partial_checkpoints(run_dir: Path) -> None:
+    """Checkpoints cut short (no trainer_state.json yet): useless for --resume, and on a full disk their removal
+    is what lets the job record its failure."""
+    folder = run_dir / runfolder.CHECKPOINTS
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if child.is_dir() and not (child / "trainer_state.json").is_file():
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def record_failure(reporter: Reporter, message: str) -> None:
+    """status.json `failed`; when even that cannot be written the job says so on stderr and exits non-zero
+    (its caller re-raises), so the manager sees a dead process instead of a run "running" forever."""
+    try:
+        reporter.say(f"failed: {message}")
+        reporter.update(state="failed", message=message, error=message, finished=time.time())
+    except OSError as exc:
+        print(f"could not record the failure in {reporter.run_dir}: {exc}", file=sys.stderr, flush=True)
+
+
+# --- the probe: WER of generated text during training ---------------------------------------------------------
+class Probe:
+    """A fixed set of test clips, transcribed greedily by the model in training at each epoch end and scored
+    with whisper_studio.scoring (generated text, not teacher-forced argmax): the WER beside the loss."""
+
+    def __init__(self, model, processor, features: list, refs: list[str], budgets: list[int], language: Language,
+                 task: str, device: str) -> None:
+        self.model, self.processor, self.features = model, processor, features
+        self.refs, self.budgets, self.language, self.task, self.device = refs, budgets, language, task, device
+
+    def run(self) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        from whisper_studio import scoring
+        from whisper_studio.inference.decode import DecodeOptions, Decoder
+
+        base = self.model.get_base_model()
+        decoder = Decoder(base, self.processor.tokenizer, self.device, "the model in training")
+        dtype = base.model.encoder.conv1.weight.dtype
+        was_training = self.model.training
+        self.model.eval()  # no dropout while decoding
+        hyps: list[str] = []
+        try:
+            for start in range(0, len(self.refs), PROBE_BATCH_SIZE):
+                batch = np.stack([np.asarray(f) for f in self.features[start:start + PROBE_BATCH_SIZE]])
+                budget = max(self.budgets[start:start + PROBE_BATCH_SIZE])
+                options = decoder.check(DecodeOptions(language=self.language, task=self.task, max_new_tokens=budget))
+                texts, _ = decoder.greedy(torch.from_numpy(batch).to(self.device, dtype), options)
+                hyps.extend(texts)
+        finally:
+            if was_training:
+                self.model.train()
+        scores = scoring.score(self.refs, hyps, self.language)
+        return {"wer": scores.wer, "cer": scores.cer, "wer_normalized": scores.wer_normalized, "n": scores.n}
+
+
 def make_callback(reporter: Reporter, stop: StopFlag, *, samples_per_step: int, elapsed_before: float,
-                   world_size: int, time_limit_s: float | None = None):
+                   world_size: int, time_limit_s: float | None = None, probe: Probe | None = None,
+                   checkpoint_need: int = 0, with_eval_loss: bool = False):
     # jobs.py writes this before it signals the job: a second channel, in case a signal is missed.
     stop_file = reporter.run_dir / runfolder.STOP
 
@@ -115,6 +228,7 @@ def make_callback(reporter: Reporter, stop: StopFlag, *, samples_per_step: int, 
             self.last_log_step: int | None = None
             self.stopped = False
             self.time_limited = False
+            self.pending: dict[str, Any] | None = None  # the epoch's probe scores, until on_evaluate adds the loss
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.t0 = time.monotonic()
@@ -146,8 +260,26 @@ def make_callback(reporter: Reporter, stop: StopFlag, *, samples_per_step: int, 
                              + (f" (time limit of {fmt_seconds(time_limit_s)} reached)" if self.time_limited else ""))
             if state.global_step >= state.max_steps:
                 control.should_log = True  # the last step's loss always reaches metrics.jsonl
+            if control.should_save and checkpoint_need and reporter.enabled:
+                check_space(reporter.run_dir, checkpoint_need)  # fail with a message, not half a checkpoint
             reporter.update(step=state.global_step, epoch=float(state.epoch or 0.0))
             return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self.pending = None
+            epoch = float(state.epoch or 0.0)
+            if probe is None or self.stopped or not reporter.enabled or abs(epoch - round(epoch)) > 1e-3:
+                # A stop is not delayed by the probe, nor is a run cut short by max_steps mid-epoch probed;
+                # other ranks go on and wait at the next step.
+                return
+            t0 = time.monotonic()
+            self.pending = {"type": EvalRecord.TYPE, "step": state.global_step,
+                            "epoch": round(float(state.epoch or 0.0), 4), **probe.run()}
+            reporter.say(f"probe at step {state.global_step}: WER {self.pending['wer']:.1%}, CER "
+                         f"{self.pending['cer']:.1%} on {self.pending['n']} test clips ({time.monotonic() - t0:.1f} s)")
+            if not with_eval_loss:  # else on_evaluate writes one record with the loss and these
+                reporter.metric(EvalRecord.from_dict(self.pending))
+                self.pending = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -173,13 +305,11 @@ def make_callback(reporter: Reporter, stop: StopFlag, *, samples_per_step: int, 
             )
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            metrics = metrics or {}
-            record = EvalRecord(step=state.global_step, epoch=round(float(state.epoch or 0.0), 4),
-                                eval_loss=metrics.get("eval_loss"), wer=metrics.get("eval_wer"))
+            record = EvalRecord.from_dict({"step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4),
+                                           **(self.pending or {}), "eval_loss": (metrics or {}).get("eval_loss")})
+            self.pending = None
             reporter.metric(record)
-            wer = record.wer
-            reporter.say(f"evaluation at step {state.global_step}: loss {record.eval_loss}"
-                         + (f", WER {wer:.1%}" if isinstance(wer, (int, float)) else ""))
+            reporter.say(f"evaluation at step {state.global_step}: loss {record.eval_loss}")
 
     return RunFolderCallback()
 
@@ -223,9 +353,8 @@ def build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run_
         save_steps=save_every,
         save_total_limit=SAVE_TOTAL_LIMIT,
         eval_strategy="epoch" if do_eval else "no",
-        # Generation is slow: training never generates; the per-epoch evaluation does, for a WER.
-        predict_with_generate=do_eval,
-        generation_max_length=GENERATION_MAX_LENGTH,
+        # The per-epoch evaluation is the test loss; the WER comes from the probe (generated text, scoring.py).
+        prediction_loss_only=True,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not on_gpu,
@@ -248,33 +377,14 @@ def build_trainer(cfg: TrainConfig, model, processor, train_ds, eval_ds, *, run_
         train_dataset=train_ds,
         eval_dataset=eval_ds if do_eval else None,
         data_collator=collator,
-        processing_class=processor,
-        compute_metrics=wer_metric(processor) if do_eval else None,
+        # No processing_class: the Trainer would copy the tokenizer (~3 MB) into every checkpoint; the run
+        # folder's config names the model, which has it.
     )
     # Whisper's forward takes **kwargs, so the Trainer assumes it normalizes its loss by num_items_in_batch; it
     # does not (plain mean cross-entropy). Left alone, the Trainer then skips the division by grad_accum and
     # multiplies by the number of processes: gradients (and logged losses) grad_accum x / world_size x too big.
     trainer.model_accepts_loss_kwargs = False
     return trainer
-
-
-def wer_metric(processor):
-    import jiwer
-    import numpy as np
-
-    tokenizer = processor.tokenizer
-
-    def compute(pred) -> dict[str, float]:
-        pred_ids = pred.predictions
-        label_ids = np.where(pred.label_ids == -100, tokenizer.pad_token_id, pred.label_ids)
-        hyps = tokenizer.batch_decode(pred_ids, skip_special_tokens=True)
-        refs = tokenizer.batch_decode(label_ids, skip_special_tokens=True)
-        pairs = [(r.strip(), h.strip()) for r, h in zip(refs, hyps) if r.strip()]
-        if not pairs:
-            return {"wer": float("nan")}
-        return {"wer": float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))}
-
-    return compute
 
 
 def previous_elapsed(run_dir: Path) -> float:

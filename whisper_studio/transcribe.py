@@ -3,8 +3,11 @@
 `Transcriber` is the facade over whisper_studio/inference/: it holds a single base Whisper in the chosen
 precision (inference/int8.py), adapters loaded onto it by folder (inference/adapters.py; base outputs are taken
 with the adapter disabled, so comparing base and adapted never needs two copies of the model) and the decoder
-(inference/decode.py: a greedy loop for clips of up to 30 s). Audio longer than 30 s is transcribed whole with
-transformers' sequential long-form generation (timestamps on).
+(inference/decode.py: a greedy loop for clips of up to 30 s). Audio longer than 30 s is transcribed whole by
+inference/longform.py: sequential 30 s windows through the same greedy loop with timestamp tokens on, the last
+complete timestamp pair of each window deciding where the next one starts (OpenAI's transcribe(), greedy).
+`fast_decode = False` sends everything through transformers' generate() instead (the reference the tests compare
+with).
 
 A language request (a Common Voice locale, a Whisper code or name, None/"auto" to detect) is resolved once per
 call into a `languages.Language` (decode.resolve_language) and passed down as `DecodeOptions`.
@@ -19,7 +22,7 @@ import gc
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from whisper_studio.audio import blank_after_audio
 from whisper_studio.errors import AudioError, ConfigError
 from whisper_studio.inference.adapters import AdapterCache
 from whisper_studio.inference.decode import TASKS, Decoder, DecodeOptions, resolve_language
+from whisper_studio.inference.longform import LongForm
 from whisper_studio.inference.int8 import CPU_DEFAULT_INFERENCE, INFERENCE_ENV, INFERENCE_MODES, inference_mode, load_base, torch_dtype
 from whisper_studio.languages import Language
 
@@ -42,6 +46,7 @@ MIN_SECONDS = 0.1  # shorter than this is not a recording; report it instead of 
 # Peak below -60 dBFS: digital silence or a muted microphone. Whisper hallucinates on such input ("you",
 # "Thank you."), so it gets an empty transcript without running the model.
 SILENCE_PEAK = 1e-3
+Progress = Callable[[float, float], None]  # progress(done_s, total_s), called once per 30 s window on long audio
 
 
 @dataclass
@@ -94,8 +99,17 @@ class Transcriber:
         self.decoder = Decoder(self.base, self.tokenizer, self.device, self.model_id)
         self.multilingual = self.decoder.multilingual
         self.lora = AdapterCache(self.base, self.model_id)
-        # The greedy loop for clips of up to 30 s (False: transformers' generate() for everything, the reference).
+        # Our greedy loops (up to 30 s, and windowed long-form); False: transformers' generate() for everything.
         self.fast_decode = True
+        # Long-form: the previous window's text as the next window's prompt (off, as in the generate() reference).
+        self.condition_on_previous = False
+        self._longform: LongForm | None = None
+
+    @property
+    def longform(self) -> LongForm:
+        if self._longform is None:
+            self._longform = LongForm(self.decoder)
+        return self._longform
 
     # --- adapters -------------------------------------------------------------------------------------------
     @property
@@ -165,15 +179,31 @@ class Transcriber:
     def _greedy(self, arrays: Sequence[np.ndarray], options: DecodeOptions) -> tuple[list[str], list[str | None]]:
         return self.decoder.greedy(self._features(arrays, long_form=False)[0], options)
 
-    def _one(self, array: np.ndarray, options: DecodeOptions, adapted: bool) -> Transcript:
+    def _windowed(self, arrays: Sequence[np.ndarray], options: DecodeOptions, progress: Progress | None = None,
+                  batch_size: int = 8) -> tuple[list[str], list[str | None]]:
+        """Long-form through our own loop: features of each whole recording, then 30 s windows with seeking."""
+        features, mask = self._features(arrays, long_form=True)
+        # One recording: all its frames (as generate() does); several: each one's own length from the mask.
+        frames = [features.shape[-1]] if len(arrays) == 1 else mask.sum(-1).tolist()
+        return self.longform.transcribe(features, frames, options, progress=progress, batch_size=batch_size,
+                                        condition_on_previous=self.condition_on_previous)
+
+    def _one(self, array: np.ndarray, options: DecodeOptions, adapted: bool, progress: Progress | None = None) -> Transcript:
         started = time.perf_counter()
         code = options.code
         duration = array.size / SAMPLE_RATE
         if _silent(array):
+            if progress is not None:
+                progress(duration, duration)
             return Transcript("", time.perf_counter() - started, self.model_id, self.adapter if adapted else None, code, duration)
         with self.lora.lock, self.lora.mode(adapted) as model:
             if self.fast_decode and array.size <= CHUNK_SAMPLES:
                 texts, codes = self._greedy([array], options)
+                text, code = texts[0], codes[0]
+                if progress is not None:
+                    progress(duration, duration)
+            elif self.fast_decode:
+                texts, codes = self._windowed([array], options, progress)
                 text, code = texts[0], codes[0]
             else:
                 if code is None:
@@ -189,34 +219,45 @@ class Transcriber:
 
     def transcribe(
         self, audio: Any, *, language: str | Language | None = None, task: str = "transcribe", adapted: bool = False,
-        max_new_tokens: int | None = None,
+        max_new_tokens: int | None = None, progress: Progress | None = None,
     ) -> Transcript:
         """Transcribe (or translate) one recording: an array at 16 kHz, a path, bytes, or (array, rate).
 
         max_new_tokens: cap on generated tokens per 30 s window (default: the model's 448-token limit).
+        progress: `progress(done_s, total_s)`, audio seconds decoded so far and in all: before the first and after
+        every 30 s window of long audio (once, at the end, for a clip of up to 30 s).
         """
         array = _load(audio)
         _check_length(array)
-        return self._one(array, self.options(language, task, max_new_tokens), adapted)
+        return self._one(array, self.options(language, task, max_new_tokens), adapted, progress)
 
     def transcribe_both(
         self, audio: Any, *, language: str | Language | None = None, task: str = "transcribe",
-        max_new_tokens: int | None = None,
+        max_new_tokens: int | None = None, progress: Progress | None = None,
     ) -> tuple[Transcript, Transcript | None]:
         """Base and adapted transcripts of the same audio (adapted is None without an adapter).
 
         The language is detected once, with the base model, and used for both so they are comparable.
+        progress(done_s, total_s) as in `transcribe`, over both passes (total_s = twice the audio with an adapter).
         """
         array = _load(audio)
         _check_length(array)
         options = self.options(language, task, max_new_tokens)
         with self.lora.lock:  # the adapter cannot change between the two passes
-            base = self._one(array, options, adapted=False)
+            passes = 1 if self.adapter is None else 2
+            duration = array.size / SAMPLE_RATE
+
+            def pass_progress(index: int) -> Progress | None:
+                if progress is None:
+                    return None
+                return lambda done, total: progress(index * duration + done, passes * duration)
+
+            base = self._one(array, options, adapted=False, progress=pass_progress(0))
             if self.adapter is None:
                 return base, None
             if options.language is None and base.language:
                 options = self.options(base.language, task, max_new_tokens)
-            return base, self._one(array, options, adapted=True)
+            return base, self._one(array, options, adapted=True, progress=pass_progress(1))
 
     def transcribe_batch(
         self,
@@ -250,6 +291,8 @@ class Transcriber:
                     chunk = [loaded[i] for i in idx]
                     if group is short and self.fast_decode:
                         texts = self._greedy(chunk, options)[0]
+                    elif self.fast_decode:  # long recordings: their windows batched side by side
+                        texts = self._windowed(chunk, options, batch_size=batch_size)[0]
                     else:
                         texts = self._run(model, chunk, options)
                     for i, text in zip(idx, texts):

@@ -13,4 +13,4 @@ from whisper_studio.cli import main  # noqa: E402
 from whisper_studio.sagemaker import normalize_argv  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main(["train", *normalize_argv(sys.argv[1:], {"--load-in-8bit": "--no-8bit"})]))
+    raise SystemExit(main(["train", *normalize_argv(sys.argv[1:], {"--load-in-8bit": ("--8bit=on", "--no-8bit")})]))

@@ -95,3 +95,24 @@ def page(browser, studio, request):
             except Exception as exc:  # noqa: BLE001 - best effort
                 print(f"screenshot of {tab} failed: {exc}")
     context.close()
+
+
+@pytest.fixture(scope="session")
+def base_adapter_run(browser_runs):
+    """A finished run on the bundled base with a freshly initialised (untrained) LoRA adapter, as train.py
+    saves it: the adapter really loads and runs, and base and adapted text are both real transcripts."""
+    from whisper_studio import runfolder
+    from whisper_studio.config import LoraSpec, SourceConfig, TrainConfig
+    from whisper_studio.models import attach_lora, load_model
+
+    run_dir = browser_runs / "20260101-000000-base-lora"
+    run_dir.mkdir()
+    spec = LoraSpec(rank=4, alpha=8)
+    cfg = TrainConfig(model="bundled/whisper-base", language="en", source=SourceConfig(kind="demo", language="en"),
+                      lora=spec, output_dir=str(run_dir), run_name="base-lora")
+    cfg.save(run_dir)
+    attach_lora(load_model("bundled/whisper-base"), spec, prepare_kbit=False).save_pretrained(str(run_dir / "adapter"))
+    now = time.time()
+    runfolder.write_status(run_dir, runfolder.RunStatus(state="finished", step=1, total_steps=1, started=now - 5,
+                                                        finished=now))
+    return run_dir

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 SPEECH_WAV = REPO / "assets" / "examples" / "en_1.wav"  # fed to the fake microphone
-TABS = ("Data", "Train", "Evaluate", "Try it")
+TABS = ("Data", "Record", "Train", "Evaluate", "Try it")
 VIEWPORT = {"width": 1280, "height": 900}
 
 CHROMIUM_ARGS = [
@@ -93,3 +93,32 @@ def launch_browser(playwright, fake_audio: Path | None = None):
     if fake_audio is not None:
         args.append(f"--use-file-for-fake-audio-capture={Path(fake_audio).resolve()}")
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+
+
+# --- page helpers (Gradio 6 selectors: by elem_id, never by hashed classes) ---------------------------------
+def open_tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def pick(page, elem_id, typed, option):
+    """Choose a dropdown option by typing to filter it, then clicking it."""
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} input").fill(typed)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def wait_for(predicate, timeout, interval=0.5, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def in_viewport(page, locator) -> dict:
+    """The element's box and whether it lies wholly inside the viewport horizontally."""
+    box = locator.bounding_box()
+    width = page.viewport_size["width"]
+    return {"box": box, "inside": box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width}

@@ -39,7 +39,9 @@ def run(args) -> int:
     # 3. Print.
     if args.json:
         print(json.dumps({"source": src.kind, "language": lang.locale, "synthetic": report.synthetic,
-                          "root": report.root, "missing_clips": report.missing_clips, "splits": summary,
+                          "root": report.root, "missing_clips": report.missing_clips,
+                          "skipped_empty": report.skipped_empty, "skipped_corrupt": report.skipped_corrupt,
+                          "splits": summary,
                           "shared_sentences": {f"{a}/{b}": n for (a, b), n in overlap.items()},
                           "notes": report.notes}, ensure_ascii=False, indent=2))
         return 0
@@ -56,6 +58,10 @@ def run(args) -> int:
         print(f"  {a} / {b}: {verdict}")
     for split, n in report.missing_clips.items():
         print(f"note: {n} {split} row(s) skipped: their clip is missing from clips/")
+    for split, n in report.skipped_empty.items():
+        print(f"note: {n} {split} row(s) skipped: their sentence is empty")
+    for split, n in report.skipped_corrupt.items():
+        print(f"note: {n} {split} row(s) skipped: the file is empty or not audio")
     for note in report.notes:
         print(f"note: {note}")
     return 0

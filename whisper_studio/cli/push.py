@@ -19,6 +19,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    url = push_run(args.run_dir, args.repo_id, token=os.environ.get(args.token_env), merged=args.merged, private=not args.public)
+    url = push_run(args.run_dir, args.repo_id, token=os.environ.get(args.token_env), merged=args.merged, private=not args.public,
+                   allow_env_token=True)
     print(url)
     return 0

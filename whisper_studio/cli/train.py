@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
 from whisper_studio import options, process, runfolder, sagemaker
-from whisper_studio.config import TrainConfig
-from whisper_studio.errors import JobError, StudioError
+from whisper_studio.config import TrainConfig, check_run_limits
+from whisper_studio.errors import ConfigError, JobError, StudioError
 from whisper_studio.trainer import DEFAULT_SAVE_STEPS
 
 
@@ -35,6 +35,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="end training at the first step past this many seconds; adapter and evaluation follow")
     p.add_argument("--save-steps", type=int, help=f"checkpoint every N steps (default: each epoch, at most every {DEFAULT_SAVE_STEPS})")
+    p.add_argument("--secrets-stdin", action="store_true",
+                   help='read one JSON line {"mdc_api_key": ...} from stdin (how the app passes a key: never in '
+                   "the environment, the command line or a file)")
     p.set_defaults(func=_cli_train)
 
 
@@ -62,7 +65,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
         run_dir = config_path.parent  # a run folder's own config.json
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = runs_dir() / f"{stamp}-{cfg.language}-{Path(cfg.model).name}"
+        try:
+            root = runs_dir()
+        except OSError as exc:
+            raise JobError(f"Cannot create the runs folder: {exc.strerror or exc} ({exc.filename}). "
+                           "Set WHISPER_STUDIO_RUNS or pass --out.") from None
+        run_dir = root / f"{stamp}-{cfg.language}-{Path(cfg.model).name}"
     return cfg, run_dir
 
 
@@ -76,18 +84,41 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
+def read_secrets(stream=None) -> dict[str, str]:
+    """The one JSON line of secrets the job manager writes to our stdin (then closes it)."""
+    line = (stream or sys.stdin).readline()
+    try:
+        data = json.loads(line) if line.strip() else {}
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError('--secrets-stdin expects one JSON object line such as {"mdc_api_key": "..."}.')
+    return data
+
+
+def still_running(run_dir: Path) -> int | None:
+    """The pid of a live earlier attempt of this run, else None: process.job_alive's pid + exact start time
+    check (the one jobs.py uses), which never counts this process or its launcher."""
+    if not process.job_alive(run_dir):
+        return None
+    job = runfolder.read_job(run_dir)
+    status = runfolder.read_status(run_dir)
+    return (job.pid if job else None) or (status.pid if status else None) or -1
+
+
 def _cli_train(args: argparse.Namespace) -> int:
     from whisper_studio.train import dist_env, run_training
 
     _quiet_library_warnings()
+    check_run_limits(max_steps=args.max_steps, save_steps=args.save_steps, time_limit_s=args.time_limit)
+    secrets = read_secrets() if args.secrets_stdin else {}
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / runfolder.CONFIG).is_file():
             raise JobError(f"{run_dir} is not a run folder (no {runfolder.CONFIG}).")
-        status = runfolder.read_status(run_dir)
-        if (status and status.state == "running" and status.pid and process.pid_alive(status.pid)
-                and status.pid != os.getpid()):
-            raise JobError(f"{run_dir} is still running (pid {status.pid}); stop it before resuming.")
+        pid = still_running(run_dir)
+        if pid is not None:
+            raise JobError(f"{run_dir} is still running (pid {pid}); stop it before resuming.")
         cfg = TrainConfig.load(run_dir / runfolder.CONFIG)
         resume = True
     else:
@@ -98,7 +129,8 @@ def _cli_train(args: argparse.Namespace) -> int:
         resume = False
     try:
         status = run_training(cfg, run_dir, resume=resume, evaluate=not args.no_eval, save_steps=args.save_steps,
-                              max_steps=args.max_steps, time_limit_s=args.time_limit)
+                              max_steps=args.max_steps, time_limit_s=args.time_limit,
+                              api_key=secrets.get("mdc_api_key") or None)
     except StudioError:
         raise  # cli.main prints the message and exits 2
     except Exception:

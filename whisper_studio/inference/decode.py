@@ -3,7 +3,8 @@
 Clips of up to 30 s (the common case, and evaluation's) skip `generate()`: a plain greedy loop (encoder once,
 decoder steps with a KV cache, the suppress-token masks precomputed) gives the same tokens without generate's
 per-step logits processors, and language detection reuses the encoder output instead of running the encoder
-twice. Longer audio goes through transformers' sequential long-form generation with `Decoder.generate_kwargs`.
+twice. Longer audio goes through longform.py (the same loop, timestamps on, window by window);
+`Decoder.generate_kwargs` serves the generate() reference path.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,11 +56,60 @@ def check_adapter_dir(adapter_dir: str | os.PathLike) -> Path:
     return path.resolve()
 
 
+WEIGHTS = "adapter_model.safetensors"
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+
+
+def check_adapter_weights(adapter_dir: Path) -> None:
+    """ModelError naming the file when the adapter's weights are missing, truncated or not safetensors at all.
+
+    Checked before peft opens the file: peft and safetensors report a 0-byte, cut-off or garbage file as a raw
+    `SafetensorError` traceback ("invalid header", "incomplete metadata"), and a run killed while saving leaves
+    exactly such a file. The format: an 8-byte little-endian header length N, N bytes of JSON mapping each
+    tensor to its `data_offsets` [begin, end) in the data that follows; every end must lie inside the file."""
+    path = adapter_dir / WEIGHTS
+    if not path.is_file():
+        if (adapter_dir / "adapter_model.bin").is_file():
+            return  # the older pickle format: torch reports its own errors clearly enough
+        raise ModelError(f"{adapter_dir} has an adapter_config.json but no adapter weights ({WEIGHTS}).")
+    size = path.stat().st_size
+    redo = "; the run was probably interrupted while saving it. Retrain, or resume the run from a checkpoint."
+
+    def broken(why: str) -> ModelError:
+        return ModelError(f"The adapter weights {path} are unusable: {why}{redo}")
+
+    if size < 8:
+        raise broken(f"the file is {size} bytes long")
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if header_len < 2 or header_len > min(MAX_HEADER_BYTES, size - 8):
+            raise broken("it is not a safetensors file (bad header length)" if header_len > size - 8 or header_len < 2
+                         else "its header is too large")
+        try:
+            header = json.loads(f.read(header_len).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise broken("it is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise broken("it is not a safetensors file (its header is not a JSON object)")
+    data_size = size - 8 - header_len
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if not tensors:
+        raise broken("it holds no tensors")
+    for name, info in tensors.items():
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise broken(f"the entry for {name!r} in its header is malformed")
+        if offsets[1] > data_size:
+            raise broken(f"it is truncated ({size} bytes; tensor {name!r} ends at byte {8 + header_len + offsets[1]})")
+
+
 def load_adapter(model, adapter_dir: str | os.PathLike, *, adapter_name: str = "default", is_trainable: bool = False) -> "PeftModel":
     """Load a saved LoRA adapter onto `model` (a base model, or a PeftModel that gets one more named adapter)."""
     from peft import PeftModel
 
     path = check_adapter_dir(adapter_dir)
+    check_adapter_weights(path)
     try:
         if isinstance(model, PeftModel):
             model.load_adapter(str(path), adapter_name=adapter_name, is_trainable=is_trainable)
@@ -71,6 +121,11 @@ def load_adapter(model, adapter_dir: str | os.PathLike, *, adapter_name: str = "
         raise
     except ValueError as exc:
         raise ModelError(f"The adapter in {path} cannot be loaded: {exc}") from None
+    except Exception as exc:
+        # A file that passed the header check but safetensors still refuses (e.g. a dtype it does not know).
+        if type(exc).__name__ == "SafetensorError":
+            raise ModelError(f"The adapter weights in {path} cannot be read: {exc}") from None
+        raise
 
 
 def adapter_base_model(adapter_dir: str | os.PathLike) -> str | None:

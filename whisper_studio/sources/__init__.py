@@ -11,17 +11,19 @@ Light on purpose (config.py imports it to validate, the UI to draw its radios): 
 from __future__ import annotations
 
 from whisper_studio.errors import ConfigError
-from whisper_studio.sources.base import COLUMNS, Input, LoadReport, Progress, Source
+from whisper_studio.sources.base import COLUMNS, Input, LoadReport, Progress, Source, check_inside
 from whisper_studio.sources.cv_folder import CvFolderSource
 from whisper_studio.sources.demo import DemoSource
 from whisper_studio.sources.hub import HubSource
 from whisper_studio.sources.mdc import MdcSource
+from whisper_studio.sources.own import OwnDataSource
 
 REGISTRY: dict[str, Source] = {source.kind: source for source in (
     DemoSource(),
     MdcSource(),
     CvFolderSource(),
     HubSource(),
+    OwnDataSource(),
 )}
 
 
@@ -52,5 +54,5 @@ def unregister(kind: str) -> None:
     REGISTRY.pop(kind, None)
 
 
-__all__ = ["COLUMNS", "REGISTRY", "Input", "LoadReport", "Progress", "Source", "get", "kinds", "register",
+__all__ = ["COLUMNS", "REGISTRY", "Input", "LoadReport", "Progress", "Source", "check_inside", "get", "kinds", "register",
            "unregister"]

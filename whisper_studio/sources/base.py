@@ -11,10 +11,12 @@ here imports datasets or torch at module level.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from whisper_studio.errors import ConfigError
+from whisper_studio.errors import ConfigError, DataSourceError
 
 if TYPE_CHECKING:  # pragma: no cover
     from whisper_studio.config import SourceConfig
@@ -51,7 +53,44 @@ class LoadReport:
     root: str | None = None  # the locale folder read, for folder sources
     synthetic: bool = False
     missing_clips: dict[str, int] = field(default_factory=dict)  # split -> rows skipped, clip file absent
+    skipped_empty: dict[str, int] = field(default_factory=dict)  # split -> rows skipped, blank sentence
+    skipped_corrupt: dict[str, int] = field(default_factory=dict)  # split -> clips that did not decode
     notes: list[str] = field(default_factory=list)
+
+    def skipped_lines(self) -> list[str]:
+        """One line per split and reason, for the CLI, the Data tab and the job summary."""
+        out = []
+        for what, counts in (("listed clips missing", self.missing_clips), ("empty sentences", self.skipped_empty),
+                             ("unreadable clips", self.skipped_corrupt)):
+            out += [f"{split}: {n} row(s) skipped ({what})" for split, n in counts.items() if n]
+        return out
+
+
+def check_inside(folder: str | os.PathLike, path: str | os.PathLike, *, where: str = "") -> Path:
+    """The file a dataset's metadata names, resolved (symlinks followed) and proven to lie inside `folder`.
+
+    Why: metadata is user data. A metadata.csv listing /etc/passwd or /proc/self/environ, or `../../x`, or a
+    symlink out of the folder, would otherwise be read (and served as a "sample") like any clip. Absolute paths
+    are refused outright: dataset metadata names files relative to its own folder. `where` names the row in
+    the message ("metadata.csv line 3").
+    """
+    root = Path(folder).resolve()
+    text = os.fspath(path)
+    at = f" ({where})" if where else ""
+    if not text or "\0" in text:
+        raise DataSourceError(f"An empty or invalid file name in the dataset metadata{at}.")
+    if Path(text).is_absolute():
+        raise DataSourceError(
+            f"The dataset metadata names {text!r}{at}: an absolute path. Files must be named relative to the "
+            f"dataset folder {root}; refusing to read it."
+        )
+    resolved = (root / text).resolve()
+    if not resolved.is_relative_to(root):
+        raise DataSourceError(
+            f"The dataset metadata names {text!r}{at}, which lies outside the dataset folder {root}; "
+            "refusing to read it."
+        )
+    return resolved
 
 
 @dataclass(frozen=True)

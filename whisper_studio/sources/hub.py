@@ -10,59 +10,49 @@ from pathlib import Path
 
 from whisper_studio import util
 from whisper_studio.errors import ConfigError, DataSourceError, OfflineError, StudioError
-from whisper_studio.sources.base import COLUMNS, Input, Source, empty_rows, make_dataset, report_progress
+from whisper_studio.sources import tables
+from whisper_studio.sources.base import COLUMNS, Input, LoadReport, Source, check_inside, make_dataset, report_progress
 
 _ALTERNATIVES = "Offline, use the demo source (synthetic speech) or a local Common Voice folder (cv-folder)."
 
 
-def _read_audiofolder(folder: Path, src, splits, locale: str):
-    """A local "audiofolder" (audio files + metadata.csv/.jsonl, optionally in train/ test/ subfolders),
-    read without datasets' audiofolder builder, which encodes through torchcodec."""
-    import datasets
-    import pandas as pd
+def _metadata_file(directory: Path) -> Path | None:
+    for name in ("metadata.csv", "metadata.jsonl", "metadata.parquet"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
 
-    def metadata(directory: Path):
-        for name in ("metadata.csv", "metadata.jsonl", "metadata.parquet"):
-            if (directory / name).is_file():
-                p = directory / name
-                if name.endswith(".csv"):
-                    return pd.read_csv(p, keep_default_na=False)
-                if name.endswith(".jsonl"):
-                    return pd.read_json(p, lines=True)
-                return pd.read_parquet(p)
-        return None
+
+def read_audiofolder(folder: Path, src, splits, locale: str, report: LoadReport):
+    """A local "audiofolder" (audio files + metadata.csv/.jsonl, optionally in train/ test/ subfolders),
+    read without datasets' audiofolder builder, which encodes through torchcodec. Every `file_name` must lie
+    inside the folder (`check_inside`); missing clips and blank sentences are skipped and counted."""
+    import datasets
 
     out = {}
     for split in splits:
         directory = folder / split if (folder / split).is_dir() else None
         if directory is None and split == "test" and (folder / "validation").is_dir():
             directory = folder / "validation"
-        frame = metadata(directory) if directory is not None else None
-        if frame is None and directory is None and metadata(folder) is not None:
-            frame, directory = metadata(folder), folder
-            if "split" in frame.columns:
-                frame = frame[frame["split"] == split]
-        if frame is None:
+        meta = _metadata_file(directory) if directory is not None else None
+        table = tables.read_table(meta) if meta is not None else None
+        if table is None and directory is None and _metadata_file(folder) is not None:
+            directory = folder
+            table = tables.read_table(_metadata_file(folder))
+            if "split" in table.columns:
+                keep = [i for i, row in enumerate(table.rows) if str(row.get("split", "")).strip() == split]
+                table.rows, table.lines = [table.rows[i] for i in keep], [table.lines[i] for i in keep]
+        if table is None:
             raise DataSourceError(f"{folder} has no {split}/metadata.csv (or metadata.jsonl) for the {split!r} split.")
-        path_column = "file_name" if "file_name" in frame.columns else src.audio_column
-        for column, what in ((path_column, "audio file"), (src.text_column, "text")):
-            if column not in frame.columns:
-                raise DataSourceError(
-                    f"{directory} metadata has no {what} column {column!r}; its columns: {', '.join(map(str, frame.columns))}. "
-                    "Set the audio/text column names to match."
-                )
-        rows = empty_rows()
-        for file_name, text in zip(frame[path_column], frame[src.text_column]):
-            clip = directory / str(file_name)
-            if not clip.is_file():
-                continue
-            rows["audio"].append(str(clip))
-            rows["sentence"].append(str(text))
-            rows["locale"].append(locale)
-            rows["split"].append(split)
-            rows["id"].append(Path(str(file_name)).stem)
+        audio_column = tables.pick_column(table, "file_name" if "file_name" in table.columns else src.audio_column,
+                                          tables.AUDIO_COLUMNS, "audio file")
+        text_column = tables.pick_column(table, src.text_column, tables.TEXT_COLUMNS, "text")
+        # The folder, not the split subfolder, bounds what may be read: `../other_split/x.wav` is fine.
+        rows = tables.table_rows(directory, table, split=split, locale=locale, report=report,
+                                 audio_column=audio_column, text_column=text_column, bound=folder)
         if not rows["id"]:
-            raise DataSourceError(f"{directory} lists no audio files that exist for the {split!r} split.")
+            raise DataSourceError(f"{directory} lists no audio files that exist for the {split!r} split"
+                                  f"{tables.describe_skips(report, split)}.")
         out[split] = make_dataset(rows)
     return datasets.DatasetDict(out)
 
@@ -109,7 +99,7 @@ def _load_hub(src, language, splits, progress, report):
         has_meta = any(local.glob("metadata.*")) or any(local.glob("*/metadata.*"))
         if has_meta and not has_parquet:
             report.root = str(local)
-            return _read_audiofolder(local, src, splits, language.locale)
+            return read_audiofolder(local, src, splits, language.locale, report)
         repo = str(local)
     elif util.env_true("HF_HUB_OFFLINE") or util.env_true("HF_DATASETS_OFFLINE"):
         # The flags datasets itself obeys (not util.hub_offline, which adds TRANSFORMERS_OFFLINE): datasets
@@ -143,8 +133,49 @@ def _load_hub(src, language, splits, progress, report):
         if isinstance(ds, datasets.DatasetDict):  # defensive: split= always gives a Dataset
             ds = ds[next(iter(ds))]
         out[split] = _normalize_hub_split(ds, src, language.locale, split, repo)
+        _check_audio_paths(out[split], local if local.is_dir() else None, repo, split)
     report_progress(progress, 1.0, f"Loaded {repo}")
     return datasets.DatasetDict(out)
+
+
+def _check_audio_paths(ds, local: Path | None, repo: str, split: str) -> None:
+    """Rows that carry no audio bytes are read from their `path`: it must lie inside the dataset's folder (a
+    local dataset) or the datasets/hub caches (a downloaded one). A parquet file whose path column says
+    /etc/passwd is refused, naming the row. Checked through Arrow, without materialising the audio bytes."""
+    import pyarrow.compute as pc
+
+    column = ds.data.column("audio")
+    if column.null_count == len(column) or not len(column):
+        return
+    bytes_ = pc.struct_field(column, "bytes")
+    paths = pc.struct_field(column, "path")
+    no_bytes = pc.or_(pc.is_null(bytes_), pc.equal(pc.binary_length(bytes_), 0))
+    indices = pc.indices_nonzero(pc.fill_null(no_bytes, True)).to_pylist()
+    if not indices:
+        return
+    if local is not None:
+        roots = [local]
+    else:
+        import datasets
+        from huggingface_hub import constants
+
+        roots = [Path(datasets.config.HF_DATASETS_CACHE), Path(constants.HF_HUB_CACHE)]
+    for i in indices:
+        value = paths[i].as_py()
+        where = f"{repo} [{split}] row {i}"
+        if not value:
+            raise DataSourceError(f"{where} has neither audio bytes nor an audio file path.")
+        if not Path(value).is_absolute():  # it would be read relative to the working directory
+            raise DataSourceError(f"{where} names the audio file {value!r} by a relative path and holds no audio "
+                                  "bytes; store the audio in the parquet file (datasets' Audio feature does).")
+        for root in roots:
+            try:
+                check_inside(root, Path(value).resolve().relative_to(root.resolve()), where=where)
+                break
+            except (ValueError, DataSourceError):
+                continue
+        else:
+            raise DataSourceError(f"{where} names the audio file {value!r}, outside the dataset folder; refusing to read it.")
 
 
 def _normalize_hub_split(ds, src, locale: str, split: str, repo: str):

@@ -12,6 +12,8 @@ import html
 import inspect
 import logging
 import os
+import re
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,13 +51,16 @@ class UserMessage(Exception):
 
 
 def _to_gradio_error(exc: BaseException, what: str) -> gr.Error:
+    # print_exception=False: an expected error is the user's to read, not a traceback on the server console;
+    # a real bug is logged once below, with its traceback.
     if isinstance(exc, (StudioError, UserMessage)):
-        return gr.Error(str(exc), title=what)
+        return gr.Error(str(exc), title=what, print_exception=False)
     # A real bug: keep the traceback in the server log, show one short line in the page.
     log.exception("unexpected error in %s", what)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text[:200]
-    return gr.Error(f"{type(exc).__name__}: {text} (details in the app log)", title=f"{what} failed")
+    return gr.Error(f"{type(exc).__name__}: {text} (details in the app log)", title=f"{what} failed",
+                    print_exception=False)
 
 
 def handler(what: str) -> Callable[[Callable], Callable]:
@@ -208,26 +213,53 @@ def find_run(run_id: str):
 
 
 # --- Files the page may play ---------------------------------------------------------------------------------
-def servable(path: str | Path, copy_dir: Path) -> str:
-    """A path Gradio will serve for `path`: itself when it lies under the cache or runs folder (the app's
-    allowed_paths), else a copy under `copy_dir` (a clip in a local Common Voice folder, an example file)."""
+# The server serves ONE folder (launch_kwargs' allowed_paths): copies of clips that decoded as audio. Never the
+# cache (gated archives, extracted corpora, converted models) or the runs folder (configs, logs, adapters).
+SERVED_FOLDER = "served"
+MAX_SERVED_BYTES = 64 * 1024 * 1024  # a long clip is a few MB; anything bigger is not a sample to play
+
+
+def served_dir() -> Path:
+    """The only folder whose files the app serves: `<cache>/served`."""
+    from whisper_studio.paths import cache_dir
+
+    path = cache_dir() / SERVED_FOLDER
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def servable(path: str | Path, _unused: Any = None) -> str:
+    """The served copy of the audio clip at `path` (a dataset sample, an evaluation clip): the file is copied
+    into `served_dir()` only after it decodes as audio, under a name taken from its content. Anything else (a
+    text file, /proc, a folder, a link to a secret) raises AudioError and is never served.
+    (`_unused`: the old copy-folder argument, ignored; callers drop it.)"""
     import hashlib
-    import shutil
 
-    from whisper_studio.paths import cache_dir, runs_dir
+    from whisper_studio import audio
+    from whisper_studio.errors import AudioError
 
-    resolved = Path(path).resolve()
-    for root in (cache_dir(), runs_dir()):
-        if resolved.is_relative_to(root.resolve()):
-            return str(resolved)
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
-    target = copy_dir / f"{digest}{resolved.suffix}"
+    # 1. A regular file of a sane size, links resolved (a link into the served folder is no shortcut).
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise AudioError(f"{Path(path).name} is not an audio file on this server; it cannot be played.")
+    size = resolved.stat().st_size
+    if size > MAX_SERVED_BYTES:
+        raise AudioError(f"{resolved.name} is {size / 2**20:.0f} MB; clips over {MAX_SERVED_BYTES / 2**20:.0f} MB are not played.")
+    # 2. Read once and decode those very bytes (the header alone is not enough: a WAV header on a text file
+    #    passes it), so what is copied is what was checked, even if the file changes meanwhile.
+    data = resolved.read_bytes()
+    try:
+        audio.load_audio(data)
+    except AudioError:
+        raise AudioError(f"{resolved.name} does not decode as audio; it is not played.") from None
+    # 3. Stored under its content hash: the same clip once, and a name that reveals nothing of its origin.
+    suffix = resolved.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", resolved.suffix.lower()) else ".audio"
+    target = served_dir() / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(resolved, tmp)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
         os.replace(tmp, target)
-    return str(target.resolve())
+    return str(target)
 
 
 # --- Plots -------------------------------------------------------------------------------------------------

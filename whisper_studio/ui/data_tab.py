@@ -6,23 +6,27 @@ The Source radio, the input groups and the form's keys all come from the sources
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import gradio as gr
 
-from whisper_studio import sources
+from whisper_studio import hosting, sources
 from whisper_studio.ui.common import (DEFAULT_LANGUAGE, SAMPLES_SHOWN, Form, esc, handler, progress_callback,
                                       servable)
 
 DEFAULT_KIND = "demo"
+# A hub dataset id: NAME or OWNER/NAME. Anything else given as a "hub id" is a path on the server.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 
 
 @dataclass
 class DataTab:
     """The tab's inputs. `form` keys: "language", "kind", then every source's inputs by their `Input.key`
-    ("mdc_key", "mdc_id", "folder", "hub_id", "hub_config", "hub_audio", "hub_text" for the built-in ones);
-    the Train tab extends it with its own fields."""
+    ("mdc_key", "mdc_id", "folder", "hub_id", "hub_config", "hub_audio", "hub_text" for the built-in ones),
+    then "admin_password" (a secret, like "mdc_key"); the Train tab extends it with its own fields."""
 
     form: Form
     groups: dict[str, Any]  # source kind -> its input group (sources with inputs only)
@@ -54,7 +58,34 @@ def source_config(values: Mapping[str, Any]):
         text = str(values.get(item.key) or "").strip()
         if item.field is not None and text:
             given[item.field] = text
-    return SourceConfig(kind=source.kind, language=lang.locale, **given)
+    src = SourceConfig(kind=source.kind, language=lang.locale, **given)
+    # Visitors of a Space may not name the server's files, for loading here or for training; the one folder
+    # the app itself keeps (the Record tab's recordings) stays usable, behind the admin password.
+    local = local_path_of(src)
+    if local is not None and not _is_recordings_folder(local, lang.locale):
+        hosting.refuse_local_path("a Common Voice folder" if src.path else "a dataset folder")
+    return src
+
+
+def _is_recordings_folder(path: str, locale: str) -> bool:
+    from whisper_studio.ui.record_tab import recordings_root  # lazily: record_tab imports this module
+
+    try:
+        return Path(path).expanduser().resolve() == recordings_root(locale).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def local_path_of(src) -> str | None:
+    """The server path a source config names, if any: a folder source's path, or a hub "id" that is a path
+    (the hub source reads a local folder when one exists under that name)."""
+    if src.path:
+        return src.path
+    text = (src.dataset_id or "").strip()
+    if src.kind == "hub" and text:
+        if not HUB_ID.match(text) or ".." in text or Path(text).expanduser().exists():
+            return text
+    return None
 
 
 @handler("Loading the data")
@@ -74,9 +105,11 @@ def load_data(values: Mapping[str, Any], progress=gr.Progress()):
 
 def _load(values: Mapping[str, Any], progress):
     from whisper_studio import data
-    from whisper_studio.paths import cache_dir
+    from whisper_studio.errors import AudioError
 
     src = source_config(values)
+    if local_path_of(src) is not None:  # reads the server's files: the same rule as training
+        hosting.require_admin(values.get("admin_password"), "Loading a folder on the server")
     progress(0, desc="Reading the source")
     report = data.LoadReport()
     # The key goes to this one call only; it is never returned to the page, logged or saved.
@@ -86,9 +119,12 @@ def _load(values: Mapping[str, Any], progress):
     summary = data.summarize(dsd)
     table = [[split, int(v["clips"]), round(float(v["hours"]), 3)] for split, v in summary.items()]
     split = "train" if "train" in dsd else next(iter(dsd))
-    rows = data.sample_rows(dsd, split, SAMPLES_SHOWN)
-    for row in rows:  # clips in a local Common Voice folder lie outside what the server may serve
-        row["path"] = servable(row["path"], cache_dir() / "ui-samples")
+    rows, unplayable = [], []
+    for row in data.sample_rows(dsd, split, SAMPLES_SHOWN):
+        try:  # the page gets a copy in the one served folder, and only of a file that decodes as audio
+            rows.append({**row, "path": servable(row["path"])})
+        except AudioError as exc:
+            unplayable.append(str(exc))
     players, texts = [], []
     for i in range(SAMPLES_SHOWN):
         if i < len(rows):
@@ -107,6 +143,7 @@ def _load(values: Mapping[str, Any], progress):
         if n:
             lines.append(f"⚠️ {n} {esc(split_name)} rows skipped: their clip file is missing.")
     lines += [esc(note) for note in report.notes]
+    lines += [f"⚠️ A sample was not shown: {esc(reason)}" for reason in unplayable]
     return ["  \n".join(lines), table, *players, *texts]
 
 
@@ -135,6 +172,12 @@ def build() -> DataTab:
             with gr.Row():
                 for item in items:
                     inputs[item.key] = _input_box(item)
+    # Loading a folder on the server needs the admin password where one is set (on a Space only the Record
+    # tab's folder can be loaded at all); shown only where it can unlock something.
+    policy = hosting.training_policy()
+    admin_password = gr.Textbox(label="Admin password", type="password", elem_id="data-admin-password",
+                                visible=policy.offered and policy.needs_password,
+                                info="needed to load a folder on this server (e.g. your recordings)")
     load_btn = gr.Button("Load", variant="primary", elem_id="load-btn")
     status = gr.Markdown(elem_id="data-status")
     with gr.Row():
@@ -149,11 +192,12 @@ def build() -> DataTab:
                                             elem_id=f"sample-audio-{i}"))
                     texts.append(gr.Textbox(label="Sentence", interactive=False, visible=False, scale=2,
                                             elem_id=f"sample-text-{i}"))
-    form = Form(language=language, kind=source, **inputs)
+    # "admin_password" last: the Train tab's Form replaces it with its own box of the same key.
+    form = Form(language=language, kind=source, **inputs, admin_password=admin_password)
     tab = DataTab(form, groups)
     kinds = list(groups)
     source.change(lambda kind: [gr.update(visible=kind == k) for k in kinds], source, list(groups.values()),
                   queue=False, show_progress="hidden")
     load_btn.click(form.event(load_data, progress=True), form.inputs, [status, table, *players, *texts],
-                   concurrency_id="data", concurrency_limit=2)
+                   concurrency_id="data", concurrency_limit=2, api_name="load_data")
     return tab

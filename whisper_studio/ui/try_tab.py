@@ -27,7 +27,7 @@ def language_choices() -> list[tuple[str, str]]:
 
 
 def examples() -> list[list[str]]:
-    """[[wav path, locale], ...] from assets/examples/examples.json (missing file: no examples)."""
+    """[[wav path, locale, reference sentence], ...] from assets/examples/examples.json (missing file: none)."""
     try:
         items = json.loads((EXAMPLES_DIR / "examples.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -36,7 +36,7 @@ def examples() -> list[list[str]]:
     for item in items:
         path = EXAMPLES_DIR / str(item.get("file", ""))
         if path.is_file():
-            out.append([str(path), item.get("language") or "auto"])
+            out.append([str(path), item.get("language") or "auto", item.get("text") or ""])
     return out
 
 
@@ -49,13 +49,39 @@ def refresh_adapters(current):
 
 @handler("Choosing the adapter")
 def adapter_changed(run_id, model):
-    """An adapter only fits the base it was trained on: show (and use) that base."""
+    """An adapter only fits the base it was trained on: show (and use) that base; and it was trained for one
+    language, which becomes the Language choice (still changeable: try it on another language too)."""
     if not run_id:
-        return gr.update(interactive=True)
+        return gr.update(interactive=True), gr.skip()
     info = common.find_run(run_id)
     if info.config is None:
         raise UserMessage(f"Run {run_id} has no readable config.json, so its base model is unknown.")
-    return gr.update(value=info.config.model, interactive=False)
+    return gr.update(value=info.config.model, interactive=False), gr.update(value=info.config.language)
+
+
+def _user_file_name(path: str | None) -> str:
+    """The name of the file the user gave: Gradio keeps it as the last part of its upload path."""
+    return Path(str(path or "")).name or "the recording"
+
+
+def _decode(audio_path: str):
+    """The upload, decoded; an error names the user's file, not the server's temporary copy of it."""
+    from whisper_studio.audio import load_audio
+    from whisper_studio.errors import AudioError
+
+    try:
+        return load_audio(audio_path)
+    except AudioError as exc:
+        name = _user_file_name(audio_path)
+        text = str(exc).replace(str(audio_path), name).replace(str(Path(audio_path).parent) + "/", "")
+        raise UserMessage(text if name in text else f"{name}: {text}") from None
+
+
+@handler("Reading the upload")
+def check_upload(audio_path):
+    """At upload time: a file that is not audio is reported now, not when Transcribe is pressed."""
+    if audio_path:
+        _decode(audio_path)
 
 
 @hosting.gpu(duration=60)
@@ -70,8 +96,6 @@ def _transcribe_both(audio, model: str, adapter_dir: str | None, language: str |
 
 @handler("Transcribing")
 def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
-    from whisper_studio.audio import load_audio
-
     if not audio_path:
         raise UserMessage("Record something with the microphone or upload a file first.")
     adapter_dir, adapter_name = None, None
@@ -84,7 +108,7 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
         adapter_name = info.name
     model = (model or DEFAULT_MODEL).strip()
     progress(0.1, desc="Decoding the audio")
-    audio = load_audio(audio_path)  # the whole recording: the transcriber does long-form itself
+    audio = _decode(audio_path)  # the whole recording: the transcriber does long-form itself
     progress(0.3, desc=f"Loading {model} and transcribing")
     lang = None if not language or language == "auto" else language
     base, adapted = _transcribe_both(audio, model, adapter_dir, lang)
@@ -96,8 +120,14 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
         adapted_out = gr.update(value=adapted.text, label=f"Adapted ({adapter_name}) · {adapted.seconds:.2f} s")
     detected = base.language if lang is None and base.language else None
     if detected:
-        base_label += f" · detected {detected}"
+        base_label += f" · detected {_language_name(detected)}"
     return gr.update(value=base.text, label=base_label), adapted_out
+
+
+def _language_name(code: str) -> str:
+    from whisper_studio.ui.evaluate_view import language_name
+
+    return language_name(code)
 
 
 def build() -> tuple[gr.Dropdown, callable]:
@@ -119,9 +149,12 @@ def build() -> tuple[gr.Dropdown, callable]:
             adapted_text = gr.Textbox(label="Adapted", lines=6, interactive=False, elem_id="adapted-text")
     ex = examples()
     if ex:
-        gr.Examples(ex, [audio, language], label="Example clips (synthetic eSpeak NG speech)")
+        reference = gr.Textbox(label="Reference sentence (what the example clip says)", interactive=False,
+                               elem_id="try-reference")
+        gr.Examples(ex, [audio, language, reference], label="Example clips (synthetic eSpeak NG speech)")
     refresh.click(refresh_adapters, adapter, adapter, queue=False)
-    adapter.change(adapter_changed, [adapter, model], model, queue=False, show_progress="hidden")
+    adapter.change(adapter_changed, [adapter, model], [model, language], queue=False, show_progress="hidden")
+    audio.upload(check_upload, audio, None, show_progress="hidden")
     go.click(transcribe, [audio, adapter, model, language], [base_text, adapted_text],
              concurrency_id="model", concurrency_limit=1)
     return adapter, refresh_adapters

@@ -1,4 +1,4 @@
-"""Helpers for the UI tests: a run folder as the training job writes it."""
+"""Helpers shared by the tests: a run folder as the training job writes it, waiting for a condition."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def make_run(root, name, *, state="running", step=3, total=10, losses=(2.5, 2.1,
         (run_dir / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
     return run_dir
 
+
+
+def wait_until(predicate, timeout=20.0, every=0.05):
+    """The predicate's first truthy value, polling every `every` s; AssertionError after `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
