@@ -422,10 +422,12 @@ def _final_evaluation(cfg: TrainConfig, run_dir: Path, reporter: Reporter, clips
     reporter.phase("evaluating base and adapted on the test split")
     t0 = time.monotonic()
 
+    left_s = evaluation.Eta()
+
     def progress(done: int, total: int, message: str = "") -> None:
-        # The slowest phase of a CPU run: the status line shows clips done and an ETA (from the pace so far).
-        spent = time.monotonic() - t0
-        eta = f" · ETA {fmt_seconds(spent / done * (total - done))}" if done else ""
+        # The slowest phase of a CPU run: the status line shows clips done and an ETA.
+        left = left_s(done, total)
+        eta = f" · ETA {fmt_seconds(left)}" if left is not None else ""
         reporter.update(message=f"closing evaluation: {done}/{total} clips{eta}")
 
     result = evaluation.evaluate_run(run_dir, split="test", max_samples=clips, progress=progress)

@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from whisper_studio.evaluation import CONTROL_CLIPS, evaluate_run, format_summary, save_eval
@@ -43,15 +42,14 @@ def _cli(args: argparse.Namespace) -> int:
         if (runs_dir() / args.run_dir).is_dir():
             run_dir = runs_dir() / args.run_dir
 
-    started = time.monotonic()
+    from whisper_studio.evaluation import Eta
+
+    left_s = Eta()
 
     def show(done: int, total: int, message: str) -> None:
         clips = f"clips {done}/{total}" if total else "clips -"
-        eta = ""
-        elapsed = time.monotonic() - started
-        if 0 < done < total:
-            left = elapsed / done * (total - done)
-            eta = f" · ETA {int(left // 60)}:{int(left % 60):02d}"
+        left = left_s(done, total)
+        eta = f" · ETA {int(left // 60)}:{int(left % 60):02d}" if left is not None else ""
         print(f"[{clips}{eta}] {message}", file=sys.stderr, flush=True)
 
     # Everything but the final answer goes to stderr, so `--json` output is one parseable object even if a

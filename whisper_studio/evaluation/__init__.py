@@ -22,14 +22,14 @@ Decoding is greedy with the language and task forced, as in training. `progress(
 called once per batch with clips done out of all clips of the evaluation.
 """
 
-from whisper_studio.evaluation.core import Progress, evaluate_model, token_budget
+from whisper_studio.evaluation.core import Eta, Progress, evaluate_model, token_budget
 from whisper_studio.evaluation.results import (EVALS_DIR, ControlResult, EvalResult, ResultNotSaved, UtteranceRow,
                                                control_text, format_summary, headline_text, list_evals, load_eval,
                                                save_eval)
 from whisper_studio.evaluation.run import CONTROL_CLIPS, default_control_language, evaluate_run
 from whisper_studio.scoring import corpus_cer, corpus_wer, normalizer_for, word_errors
 
-__all__ = ["CONTROL_CLIPS", "EVALS_DIR", "ControlResult", "EvalResult", "Progress", "ResultNotSaved", "UtteranceRow",
+__all__ = ["CONTROL_CLIPS", "EVALS_DIR", "ControlResult", "Eta", "EvalResult", "Progress", "ResultNotSaved", "UtteranceRow",
            "control_text", "corpus_cer", "corpus_wer", "default_control_language", "evaluate_model", "evaluate_run",
            "format_summary", "headline_text", "list_evals", "load_eval", "normalizer_for", "save_eval",
            "token_budget", "word_errors"]

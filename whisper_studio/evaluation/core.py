@@ -56,6 +56,28 @@ class ClipCounter:
         self.say(message)
 
 
+class Eta:
+    """Seconds left of an evaluation, from the pace since the first finished batch: model loading and the first
+    batch (warm-up) are not in the rate, so the estimate is not inflated by them. The one ETA rule for the
+    Evaluate tab, the CLI and the job's closing evaluation. None until two batches are done."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.first: tuple[float, int] | None = None  # (time, clips done) at the first report with clips done
+
+    def __call__(self, done: int, total: int) -> float | None:
+        now = self.clock()
+        if done <= 0:
+            return None
+        if self.first is None:
+            self.first = (now, done)
+            return None
+        t0, done0 = self.first
+        if not done0 < done < total:
+            return None
+        return (now - t0) / (done - done0) * (total - done)
+
+
 # --- cache keys -------------------------------------------------------------------------------------------------
 def model_key(transcriber) -> str:
     """The model id and a stamp of its folder (file names, sizes, mtimes): a reconverted or retrained base in

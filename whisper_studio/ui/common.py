@@ -228,11 +228,10 @@ def served_dir() -> Path:
     return path.resolve()
 
 
-def servable(path: str | Path, _unused: Any = None) -> str:
+def servable(path: str | Path) -> str:
     """The served copy of the audio clip at `path` (a dataset sample, an evaluation clip): the file is copied
     into `served_dir()` only after it decodes as audio, under a name taken from its content. Anything else (a
-    text file, /proc, a folder, a link to a secret) raises AudioError and is never served.
-    (`_unused`: the old copy-folder argument, ignored; callers drop it.)"""
+    text file, /proc, a folder, a link to a secret) raises AudioError and is never served."""
     import hashlib
 
     from whisper_studio import audio

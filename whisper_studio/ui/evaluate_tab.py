@@ -67,21 +67,20 @@ def show_saved(run_id, sort):
 
 
 def clip_progress(progress, clock=time.monotonic):
-    """evaluation's `progress(done, total, message)` -> the page's bar with "clips done/total · ETA". The rate
-    is measured from the first report on, so model loading does not count in it."""
-    first: list[tuple[float, int]] = []  # (time, clips done) of the first report
+    """evaluation's `progress(done, total, message)` -> the page's bar with "clips done/total · ETA"
+    (evaluation.Eta: the pace after the first batch, so model loading does not count in it)."""
+    from whisper_studio.evaluation import Eta
+
+    eta = Eta(clock)
 
     def report(done, total=None, message=""):
         if isinstance(total, str) or not total:  # (fraction, message): loading, before the first batch
             progress(min(1.0, float(done)), desc=str(message or total or "Loading"))
             return
-        now = clock()
-        if not first:
-            first.append((now, int(done)))
         text = f"{message or 'Transcribing'}: {int(done)}/{int(total)} clips"
-        t0, done0 = first[0]
-        if done0 < done < total:
-            text += f" · ETA {common.fmt_duration((now - t0) / (done - done0) * (total - done))}"
+        left = eta(int(done), int(total))
+        if left is not None:
+            text += f" · ETA {common.fmt_duration(left)}"
         progress(done / total if total else 0.0, desc=text)
 
     return report
