@@ -279,3 +279,20 @@ def test_starting_a_job_frees_the_ui_model(runs_root, monkeypatch):
     monkeypatch.setattr(common, "job_manager", lambda: Recorder(runs_root))
     train_tab.start_training(settings())
     assert released == [True]
+
+
+def test_a_visitor_typed_model_folder_is_refused_on_a_space(monkeypatch, tmp_path):
+    from whisper_studio.errors import AccessError
+    from whisper_studio.ui.train_tab import check_model
+
+    folder = tmp_path / "some-model"
+    folder.mkdir()
+    # On one's own machine any folder or hub id is a model choice.
+    assert check_model(f" {folder} ") == str(folder)
+    assert check_model("openai/whisper-small") == "openai/whisper-small"
+    monkeypatch.setenv("SPACE_ID", "alice/whisper-studio")
+    assert check_model("bundled/whisper-base") == "bundled/whisper-base"  # listed models stay open
+    assert check_model("openai/whisper-small") == "openai/whisper-small"  # a hub id reads no server file
+    for typed in (str(folder), "/etc", "../runs", "~/models/x"):
+        with pytest.raises(AccessError, match="does not read a model folder"):
+            check_model(typed)

@@ -66,6 +66,24 @@ def model_choices() -> list[tuple[str, str]]:
     return out
 
 
+def check_model(model: str | None) -> str:
+    """The model a visitor chose, stripped. A listed model (catalog, WHISPER_STUDIO_EXTRA_MODELS) is fine
+    anywhere; anything else that names a folder on this server is refused on a Space (hosting's rule for
+    visitor-typed paths), since models.resolve would read it."""
+    from pathlib import Path
+
+    text = str(model or "").strip()
+    if not text:
+        raise UserMessage("Choose a model first.")
+    if text in {value for _, value in model_choices()}:
+        return text
+    from whisper_studio.models.hub import is_hub_id
+
+    if not is_hub_id(text) or Path(text).expanduser().exists():
+        hosting.refuse_local_path("a model folder")
+    return text
+
+
 def data_summary(values: dict, labels: dict[str, str] | None = None) -> str:
     """One line on the Train tab saying what Start will train on (chosen on the Data tab). `values` are the
     Data tab's form values; `labels` maps source kinds to the radio's labels."""
@@ -106,15 +124,11 @@ def safe_refresh(watched: str | None, seen: str | None):
 
 
 def check_admin(password: str | None) -> None:
-    """On a public Space, starting or stopping training (the owner's hardware) needs the admin password."""
+    """Training where it is offered at all (not on ZeroGPU), then the one admin rule (hosting.require_admin)."""
     policy = hosting.training_policy()
     if not policy.offered:
         raise UserMessage(policy.reason)
-    if policy.needs_password and not hosting.check_password(password):
-        raise UserMessage(
-            "Wrong or missing admin password: starting and stopping training on this deployment needs the password "
-            f"kept in its {hosting.ADMIN_PASSWORD_ENV} secret."
-        )
+    hosting.require_admin(password, "Starting and stopping training")
 
 
 # --- the form -> a TrainConfig ------------------------------------------------------------------------------
@@ -151,13 +165,12 @@ def train_config(values: dict):
 
     v = values
     src = data_tab.source_config(v)  # resolves the language once; the config takes its locale
-    if not v.get("model"):
-        raise UserMessage("Choose a model first.")
+    model = check_model(v.get("model"))
     max_train, final_clips = v.get("max_train"), v.get("final_eval_clips")
     warmup = v.get("warmup_steps")
     return dataclasses.replace(
         TRAIN_DEFAULTS,
-        model=str(v["model"]).strip(),
+        model=model,
         language=src.language,
         source=src,
         lora=LoraSpec(rank=_as_int(v.get("rank"), "LoRA rank"), alpha=_as_float(v.get("alpha"), "LoRA alpha"),
@@ -394,7 +407,8 @@ def build(data: DataTab) -> TrainTab:
                                  buttons=["copy"], elem_id="train-command")
 
     # The key never travels to a handler that does not need it.
-    where = Form(**{name: c for name, c in data.form.components.items() if name != "mdc_key"})
+    # The data summary needs no secret: neither the key nor the password travels to its handler.
+    where = Form(**{name: c for name, c in data.form.components.items() if name not in ("mdc_key", "admin_password")})
     for trigger in where.inputs:
         trigger.change(where.event(summary), where.inputs, data_line, queue=False, show_progress="hidden")
     run_state = gr.State(None)

@@ -10,7 +10,7 @@ import gradio as gr
 from whisper_studio import hosting
 from whisper_studio.ui import common
 from whisper_studio.ui.common import DEFAULT_MODEL, UserMessage, handler
-from whisper_studio.ui.train_tab import model_choices
+from whisper_studio.ui.train_tab import check_model, model_choices
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "examples"
 NO_ADAPTER = ""
@@ -85,13 +85,14 @@ def check_upload(audio_path):
 
 
 @hosting.gpu(duration=60)
-def _transcribe_both(audio, model: str, adapter_dir: str | None, language: str | None):
-    """The GPU-bound part, on its own so that ZeroGPU lends a GPU for exactly this call."""
+def _transcribe_both(audio, model: str, adapter_dir: str | None, language: str | None, report=None):
+    """The GPU-bound part, on its own so that ZeroGPU lends a GPU for exactly this call. The session holds the
+    adapter for both passes (no other request can switch it in between)."""
     from whisper_studio.transcribe import get_transcriber
 
     t = get_transcriber(model)
-    t.set_adapter(adapter_dir)
-    return t.transcribe_both(audio, language=language, task="transcribe")
+    with t.session(adapter_dir):
+        return t.transcribe_both(audio, language=language, task="transcribe", progress=report)
 
 
 @handler("Transcribing")
@@ -106,12 +107,18 @@ def transcribe(audio_path, run_id, model, language, progress=gr.Progress()):
         model = info.config.model
         adapter_dir = str(Path(info.run_dir) / "adapter")
         adapter_name = info.name
-    model = (model or DEFAULT_MODEL).strip()
+    else:
+        model = check_model(model or DEFAULT_MODEL)  # a visitor-typed server folder is refused on a Space
     progress(0.1, desc="Decoding the audio")
     audio = _decode(audio_path)  # the whole recording: the transcriber does long-form itself
     progress(0.3, desc=f"Loading {model} and transcribing")
     lang = None if not language or language == "auto" else language
-    base, adapted = _transcribe_both(audio, model, adapter_dir, lang)
+
+    def report(done_s: float, total_s: float) -> None:  # long files: seconds of audio done, both passes
+        if total_s:
+            progress(0.3 + 0.7 * min(1.0, done_s / total_s), desc=f"Transcribing: {done_s:.0f} of {total_s:.0f} s")
+
+    base, adapted = _transcribe_both(audio, model, adapter_dir, lang, report)
     seconds = base.audio_seconds or len(audio) / 16000
     base_label = f"Base ({Path(model.rstrip('/')).name}) · {base.seconds:.2f} s for {seconds:.1f} s of audio"
     if adapted is None:
