@@ -23,13 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 SENTENCE = "We walked along the river and talked about our plans for the summer."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The test machine's CPUs are shared; one thread per process is much faster there than oversubscribing.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _speech(text: str = SENTENCE, voice: str = "en-us") -> np.ndarray:

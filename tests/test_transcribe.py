@@ -21,13 +21,7 @@ from whisper_studio.transcribe import Transcriber
 SR = 16000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The test machine's CPUs are shared; one thread per process is much faster there than oversubscribing.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _speech(text: str, voice: str = "en-us") -> np.ndarray:

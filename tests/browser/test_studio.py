@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from studio_browser import SPEECH_WAV, TABS, open_tab, pick
+from studio_browser import SPEECH_WAV, TABS, open_tab, pick, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -39,16 +39,6 @@ def drawn_line(page) -> dict:
         }""",
         LINE,
     )
-
-
-def wait_for(predicate, timeout, interval=0.5, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_every_tab_opens_without_page_errors(page, studio):
