@@ -177,24 +177,21 @@ class Estimate:
 
 
 def measured_speed(model: str | None) -> tuple[float, str] | None:
-    """(samples/s, run name) of the newest run on this machine with a measured rate, preferring one on the
-    same model."""
+    """(samples/s, run name) of the newest run on this machine with a measured rate on the same model, else None
+    (a rate measured on another model would mislead: tiny.en trains ~10x faster than base)."""
     from whisper_studio import jobs
 
-    found = None
     for info in common.list_runs()[:20]:
+        if info.config is None or str(info.config.model) != str(model):
+            continue
         try:
             train, _ = split_records(jobs.read_metrics(info.run_dir))
         except Exception:  # noqa: BLE001 - an unreadable run does not help the estimate
             continue
         rates = [r.samples_per_second for r in train if r.samples_per_second]
-        if not rates:
-            continue
-        same = info.config is not None and str(info.config.model) == str(model)
-        if same:
+        if rates:
             return float(rates[-1]), info.name
-        found = found or (float(rates[-1]), info.name)
-    return found
+    return None
 
 
 def estimate(cfg, final_eval_clips: int | None) -> Estimate:
