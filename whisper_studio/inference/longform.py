@@ -58,8 +58,6 @@ class LongForm:
     """The long-form loop over one `Decoder` (the base model with whatever adapter state the caller set up)."""
 
     def __init__(self, decoder: Decoder):
-        import torch
-
         self.d = decoder
         gen = decoder.base.generation_config
         no_ts = getattr(gen, "no_timestamps_token_id", None)
@@ -71,8 +69,6 @@ class LongForm:
         self.timestamp_begin = self.no_timestamps + 1
         self.max_initial = getattr(gen, "max_initial_timestamp_index", None)
         self.prev_sot = getattr(gen, "prev_sot_token_id", None)
-        vocab = int(decoder.base.config.vocab_size)
-        self.vocab_ids = torch.arange(vocab, device=decoder.device)
 
     # --- one batch of windows ------------------------------------------------------------------------------------
     def prompt(self, code: str | None, task: str) -> list[int]:
@@ -80,63 +76,68 @@ class LongForm:
         ids = self.d.prompt(code, task)
         return ids[:-1] if self.d.no_timestamps is not None and ids[-1] == int(self.d.no_timestamps) else ids
 
-    def rules(self, scores, step: int, last_ts, pen_ts, last_value):
-        """Whisper's timestamp rules on (batch, vocab) scores (transformers' WhisperTimeStampLogitsProcessor)."""
+    def rules(self, scores, step: int, state: list[tuple[bool, bool, int]]):
+        """Whisper's timestamp rules on (batch, vocab) scores, in place (transformers' WhisperTimeStampLogitsProcessor).
+
+        `state` holds each row's (last token was a timestamp, the one before it was too (or there is none), value of
+        the last timestamp token, -1 if none yet) as Python values: the rules then touch slices only (the 1501
+        timestamp columns, or the text columns of a row that must close its pair), never build a vocabulary-wide
+        mask per step. The only full-vocabulary pass is the log-softmax of the "timestamps outweigh text" rule."""
         import torch
 
         inf = float("-inf")
         tb = self.timestamp_begin
         scores[:, self.no_timestamps] = inf
-        scores[last_ts & pen_ts, tb:] = inf  # a pair just closed: text (or end) comes next
-        scores[last_ts & ~pen_ts, : self.d.eot] = inf  # a segment just ended: its pair's second timestamp or the end
-        # Timestamps never decrease (and <|0.00|> is not emitted twice).
-        floor = torch.where(last_ts & ~pen_ts, last_value, last_value + 1)
-        floor = torch.where(last_value >= 0, floor, torch.full_like(floor, tb))
-        scores.masked_fill_((self.vocab_ids >= tb) & (self.vocab_ids < floor[:, None]), inf)
         if step == 0:  # the window opens with a timestamp, at most max_initial steps in
             scores[:, :tb] = inf
             if self.max_initial is not None:
                 scores[:, tb + int(self.max_initial) + 1:] = inf
-        logprobs = torch.log_softmax(scores.float(), dim=-1)
-        timestamp_wins = logprobs[:, tb:].logsumexp(dim=-1) > logprobs[:, :tb].max(dim=-1).values
+        for row, (last_ts, pen_ts, last_value) in enumerate(state):
+            if last_ts and pen_ts:  # a pair just closed: text (or end) comes next
+                scores[row, tb:] = inf
+            elif last_ts:  # a segment just ended: its pair's second timestamp or the end
+                scores[row, : self.d.eot] = inf
+            if last_value >= 0:  # timestamps never decrease (and <|0.00|> is not emitted twice)
+                scores[row, tb: last_value if (last_ts and not pen_ts) else last_value + 1] = inf
+        logprobs = torch.log_softmax(scores, dim=-1)
+        timestamp_wins = logprobs[:, tb:].logsumexp(dim=-1) > logprobs[:, :tb].amax(dim=-1)
         scores[:, :tb].masked_fill_(timestamp_wins[:, None], inf)
         return scores
 
     def decode_windows(self, enc, prompts: list[list[int]], max_new_tokens: int | None) -> list[list[int]]:
         """Greedy tokens (end-of-text removed) of a batch of encoded 30 s windows, each with its prompt (all the
-        same length): decoder steps with a KV cache under the timestamp rules."""
+        same length): decoder steps with a KV cache (self-attention grows, cross-attention keys and values are
+        computed on the first step and reused) under the timestamp rules."""
         import torch
 
         d = self.d
         batch = enc.shape[0]
+        limit = d.max_positions - len(prompts[0])
+        if max_new_tokens is not None:
+            limit = min(limit, int(max_new_tokens))
+        rows: list[list[int]] = [[] for _ in range(batch)]
+        done = [False] * batch
+        state = [(False, True, -1)] * batch  # "no token yet" counts as a timestamp
         with torch.inference_mode():
-            prompt = torch.tensor(prompts, dtype=torch.long, device=d.device)
-            limit = d.max_positions - prompt.shape[1]
-            if max_new_tokens is not None:
-                limit = min(limit, int(max_new_tokens))
-            tokens = torch.full((batch, max(limit, 0)), d.eot, dtype=torch.long, device=d.device)
-            done = torch.zeros(batch, dtype=torch.bool, device=d.device)
-            last_ts = torch.zeros(batch, dtype=torch.bool, device=d.device)
-            pen_ts = torch.ones(batch, dtype=torch.bool, device=d.device)  # "no token yet" counts as a timestamp
-            last_value = torch.full((batch,), -1, dtype=torch.long, device=d.device)
-            cache, ids, mask, steps = None, prompt, d.suppress_begin, 0
+            ids = torch.tensor(prompts, dtype=torch.long, device=d.device)
+            cache, mask = None, d.suppress_begin
             for step in range(limit):
                 out = d.base.model.decoder(input_ids=ids, encoder_hidden_states=enc, cache=cache, use_cache=True)
                 cache = out.cache
-                scores = self.rules(d.logits(out.last_hidden_state) + mask, step, last_ts, pen_ts, last_value)
-                nxt = torch.where(done, d.eot, scores.argmax(-1))
-                tokens[:, step] = nxt
-                steps = step + 1
-                done |= nxt == d.eot
-                if bool(done.all()):
+                scores = self.rules(d.logits(out.last_hidden_state) + mask, step, state)
+                nxt = scores.argmax(-1).tolist()
+                for row in range(batch):
+                    if done[row] or nxt[row] == d.eot:
+                        done[row], nxt[row] = True, d.eot
+                    else:
+                        rows[row].append(nxt[row])
+                if all(done):
                     break
-                is_ts = nxt >= self.timestamp_begin
-                pen_ts = last_ts | (step == 0)
-                last_ts = is_ts
-                last_value = torch.where(is_ts, nxt, last_value)
-                ids, mask = nxt[:, None], d.suppress
-        rows = tokens[:, :steps].tolist()
-        return [row[: row.index(d.eot)] if d.eot in row else row for row in rows]
+                tb = self.timestamp_begin
+                state = [(t >= tb, last_ts or step == 0, t if t >= tb else value)
+                         for t, (last_ts, _, value) in zip(nxt, state)]
+                ids, mask = torch.tensor(nxt, dtype=torch.long, device=d.device)[:, None], d.suppress
+        return rows
 
     # --- whole recordings ----------------------------------------------------------------------------------------
     def transcribe(self, features: "torch.Tensor", frames: Sequence[int], options: DecodeOptions, *,

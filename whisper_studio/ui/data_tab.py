@@ -106,6 +106,7 @@ def load_data(values: Mapping[str, Any], progress=gr.Progress()):
 def _load(values: Mapping[str, Any], progress):
     from whisper_studio import data
     from whisper_studio.errors import AudioError
+    from whisper_studio.languages import resolve
 
     src = source_config(values)
     if local_path_of(src) is not None:  # reads the server's files: the same rule as training
@@ -135,9 +136,12 @@ def _load(values: Mapping[str, Any], progress):
             texts.append(gr.update(value="", visible=False))
     total = sum(int(v["clips"]) for v in summary.values())
     hours = sum(float(v["hours"]) for v in summary.values())
+    length = (f"{hours:.2f} hours" if hours >= 0.1 else f"{hours * 60:.1f} minutes" if hours >= 1 / 60
+              else f"{hours * 3600:.0f} seconds")
     lines = [f"✅ Loaded the **{esc(sources.get(src.kind).label)}** source for "
-             f"**{esc(src.language)}**: {total} clips, {hours:.2f} hours."]
-    if report.synthetic:
+             f"**{esc(resolve(src.language).english)}**: {total} clips, {length}."]
+    # One synthetic-speech note: the source's own when it gives one.
+    if report.synthetic and not any("synthetic" in note.lower() for note in report.notes):
         lines.append("Synthetic eSpeak NG speech: it shows the mechanism; it does not teach real accents.")
     for split_name, n in (report.missing_clips or {}).items():
         if n:

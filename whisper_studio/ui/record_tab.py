@@ -53,6 +53,18 @@ def show_sentence(language, pasted):
     return next_sentence(language, pasted), status(language)
 
 
+@handler("Choosing a sentence")
+def language_changed(language, pasted):
+    """The language was changed (on the Data tab, usually): a language without built-in sentences is no error
+    there; this tab's status line says what to do, and the sentence box is cleared."""
+    from whisper_studio.errors import StudioError
+
+    try:
+        return next_sentence(language, pasted), status(language)
+    except StudioError as exc:
+        return "", f"⚠️ {esc(exc)}"
+
+
 @handler("Saving the recording")
 def save(language, pasted, sentence, audio_path, admin_password=None):
     """Add the clip to the set, show the next sentence and the counts, and make the set the Data tab's source."""
@@ -97,7 +109,7 @@ def build(data: DataTab) -> None:
     info = gr.Markdown(lambda: _safe_status(DEFAULT_LANGUAGE), elem_id="record-status")
     language = data.language
     next_btn.click(show_sentence, [language, pasted], [sentence, info])
-    language.change(show_sentence, [language, pasted], [sentence, info], show_progress="hidden")
+    language.change(language_changed, [language, pasted], [sentence, info], show_progress="hidden")
     save_btn.click(save, [language, pasted, sentence, audio, admin_password],
                    [sentence, info, audio, data.source, data.form[FOLDER_KEY]],
                    concurrency_id="recordings", concurrency_limit=1, api_name="save_recording")

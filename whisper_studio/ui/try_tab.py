@@ -159,6 +159,9 @@ def build() -> tuple[gr.Dropdown, callable]:
         reference = gr.Textbox(label="Reference sentence (what the example clip says)", interactive=False,
                                elem_id="try-reference")
         gr.Examples(ex, [audio, language, reference], label="Example clips (synthetic eSpeak NG speech)")
+        # The sentence describes the example clip only: the user's own upload or recording (or Clear) empties it.
+        for event in (audio.upload, audio.stop_recording, audio.clear):
+            event(lambda: "", None, reference, queue=False, show_progress="hidden")
     refresh.click(refresh_adapters, adapter, adapter, queue=False)
     adapter.change(adapter_changed, [adapter, model], [model, language], queue=False, show_progress="hidden")
     audio.upload(check_upload, audio, None, show_progress="hidden")
