@@ -188,9 +188,9 @@ def measured_speed(model: str | None) -> tuple[float, str] | None:
             train, _ = split_records(jobs.read_metrics(info.run_dir))
         except Exception:  # noqa: BLE001 - an unreadable run does not help the estimate
             continue
-        rates = [r.samples_per_second for r in train if r.samples_per_second]
-        if rates:
-            return float(rates[-1]), info.name
+        rates = sorted(r.samples_per_second for r in train if r.samples_per_second)
+        if rates:  # the median step: the first (warm-up) and last (checkpoint save) steps are outliers
+            return float(rates[len(rates) // 2]), info.name
     return None
 
 
