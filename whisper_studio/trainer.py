@@ -180,6 +180,7 @@ class Probe:
                  task: str, device: str) -> None:
         self.model, self.processor, self.features = model, processor, features
         self.refs, self.budgets, self.language, self.task, self.device = refs, budgets, language, task, device
+        self._decoder = None  # built at the first epoch end, then reused (its masks depend only on the tokenizer)
 
     def run(self) -> dict[str, Any]:
         import numpy as np
@@ -188,8 +189,10 @@ class Probe:
         from whisper_studio import scoring
         from whisper_studio.inference.decode import DecodeOptions, Decoder
 
-        base = self.model.get_base_model()
-        decoder = Decoder(base, self.processor.tokenizer, self.device, "the model in training")
+        base = self.model.get_base_model()  # the LoRA layers stay in it: this decodes the adapted model
+        if self._decoder is None:
+            self._decoder = Decoder(base, self.processor.tokenizer, self.device, "the model in training")
+        decoder = self._decoder
         dtype = base.model.encoder.conv1.weight.dtype
         was_training = self.model.training
         self.model.eval()  # no dropout while decoding
